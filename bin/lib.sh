@@ -1,0 +1,75 @@
+# Shared helpers for the bin/ scripts. Sourced, never executed.
+# shellcheck shell=bash
+
+set -o errexit -o nounset -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+# Everything big and re-usable lives here, outside the checkout, keyed by version.
+CACHE_DIR=${CHPLATFORM_CACHE:-/var/cache/chplatform}
+export CACHE_DIR
+VENV=${CHPLATFORM_VENV:-$ROOT/.venv}
+export VENV
+# Lab image: bump LAB_IMAGE_VERSION when the recipe in bin/lab changes.
+LAB_IMAGE_VERSION=3
+LAB_IMAGE=chplatform/debian12-systemd:$LAB_IMAGE_VERSION
+export LAB_IMAGE
+DEBIAN_MIRROR=${CHPLATFORM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BUNDLE_PORT=${CHPLATFORM_BUNDLE_PORT:-8765}
+export BUNDLE_PORT
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+warn() { printf '\033[33mWARNING: %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {
+  # apt_install PKG... : install Debian packages on the controller when missing.
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root || die "missing Debian packages on the controller: ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or run bin/bootstrap as root"
+  log "Installing on the controller: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+docker_reachable() { docker info >/dev/null 2>&1; }
+
+ensure_docker() {
+  # Make sure a Docker engine answers; install and start one when we are allowed to.
+  command -v docker >/dev/null 2>&1 || {
+    [ "${CHPLATFORM_INSTALL:-auto}" = never ] && die "the docker command is not installed; install Docker's engine (apt-get install docker.io) or run bin/bootstrap as root"
+    apt_install docker.io
+  }
+  docker_reachable && return 0
+  if [ -n "${DOCKER_HOST:-}" ] || [ "${CHPLATFORM_INSTALL:-auto}" = never ] || ! is_root; then
+    local why
+    why=$(docker info 2>&1 | grep -iE 'permission denied|cannot connect|error' | head -n1 || true)
+    die "the Docker engine is not reachable (${why:-no answer}). Start it (as root: bin/bootstrap, or 'dockerd &'), or give this user access to the socket (add it to the 'docker' group)."
+  fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  log "Starting dockerd (no systemd on this machine: started in the background, log in /var/log/chplatform-dockerd.log)"
+  nohup dockerd >/var/log/chplatform-dockerd.log 2>&1 &
+  local i
+  for i in $(seq 1 60); do docker_reachable && return 0; sleep 1; done
+  die "dockerd did not answer within 60 s; see /var/log/chplatform-dockerd.log"
+}
+
+ensure_venv() {
+  # The controller's Python tools, pinned in requirements.txt; re-installed only when it changes.
+  local stamp="$VENV/.requirements.sha256" want
+  want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  log "Creating the Python environment $VENV from requirements.txt"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt"
+  echo "$want" >"$stamp"
+}
+
+activate_venv() {
+  ensure_venv
+  export PATH="$VENV/bin:$PATH"
+  export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+}

@@ -22,7 +22,7 @@ def test_hosts_resolve_each_other(host):
     peer = PEER[me]
     address = host.check_output(f"getent hosts {peer}").split()[0]
     # The name resolves to the address the peer really has.
-    peer_host = testinfra.get_host(f"community.docker.docker://{peer}")
+    peer_host = testinfra.get_host(f"docker://{peer}")
     assert address in peer_host.check_output("hostname -I").split()
     assert f"{address} {peer}" in host.file("/etc/hosts").content_string
 
@@ -49,7 +49,7 @@ def test_data_root_and_limits(host):
 @pytest.fixture(scope="module")
 def https_on_node02():
     """An HTTPS server on node02 with a certificate signed by the test CA."""
-    server = testinfra.get_host("community.docker.docker://node02")
+    server = testinfra.get_host("docker://node02")
     server.run("mkdir -p /srv/tls && echo trusted-hello > /srv/tls/index.html")
     for name in ("server.crt", "server.key"):
         with open(os.path.join(PKI, name)) as f:

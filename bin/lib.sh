@@ -69,6 +69,7 @@ ensure_venv() {
 }
 
 activate_venv() {
+  mkdir -p -m 0700 "${CHPLATFORM_LAB_STATE:-$HOME/.local/share/chplatform/lab}/secrets"
   ensure_venv
   export PATH="$VENV/bin:$PATH"
   export ANSIBLE_CONFIG="$ROOT/ansible.cfg"

@@ -1,0 +1,165 @@
+"""The minio role's input checks (tasks/assert.yml): bad inventories fail before anything changes,
+with a message that names the culprit and the fix; a good one passes. Also the TLS switch of
+the rendered environment and the per-user policy the role derives from read_write/read_only."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_playbook
+
+SHA = "1ce61ef8ebff2ff722c34ba8c213a64022c23facd5bd9e709a8414a22df924b4"
+GOOD = {
+    "minio_artifact_url": "http://artifacts.example.internal/minio",
+    "minio_artifact_sha256": SHA,
+    "minio_root_password": "root-password-for-tests",
+    "minio_clickhouse_secret_key": "clickhouse-secret-key",
+    "minio_airflow_secret_key": "airflow-secret-key-01",
+}
+
+
+def run_assert(tmp_path, extra: dict, tasks_from: str = "assert.yml", after: list | None = None):
+    book = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"ansible.builtin.include_role": {"name": "minio", "tasks_from": tasks_from}}, *(after or [])],
+        }
+    ]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(book))
+    (tmp_path / "vars.json").write_text(json.dumps({**GOOD, **extra}))
+    proc = run_playbook(path, "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_good_inputs_pass(tmp_path):
+    rc, out = run_assert(tmp_path, {})
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize(
+    ("bucket", "rule"),
+    [
+        ("Datasets", "lowercase"),
+        ("raw_events", "no underscores"),
+        ("ab", "3 to 63 characters"),
+        ("b" * 64, "3 to 63 characters"),
+        ("10.0.0.1", "IP address"),
+        ("a..b", "adjacent dots"),
+    ],
+)
+def test_bad_bucket_names_fail_with_the_rule(tmp_path, bucket, rule):
+    rc, out = run_assert(tmp_path, {"minio_buckets_extra": [{"name": bucket}]})
+    assert rc != 0
+    assert f"bucket '{bucket}' is not a valid name" in out and rule in out
+
+
+def test_duplicate_bucket_fails(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_buckets_extra": [{"name": "datasets"}]})
+    assert rc != 0 and "lists a bucket twice: datasets" in out
+
+
+def test_missing_artifact_names_the_fix(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_artifact_url": ""})
+    assert rc != 0
+    assert "set minio_artifact_url or minio_artifact_src to a binary built with" in out
+    assert "go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c" in out
+    assert "bin/bundle builds one" in out
+
+
+def test_bad_checksum_fails(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_artifact_sha256": "abc"})
+    assert rc != 0 and "minio_artifact_sha256 must be the sha256" in out
+
+
+def test_missing_root_password_fails(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_root_password": ""})
+    assert rc != 0 and "vault_minio_root_password" in out
+
+
+def test_missing_user_secret_fails_without_showing_secrets(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_clickhouse_secret_key": ""})
+    assert rc != 0
+    assert "user 'clickhouse'" in out and "vault_minio_clickhouse_secret_key" in out
+    # The other user's secret is in the loop's data; it must not reach the output.
+    assert GOOD["minio_airflow_secret_key"] not in out
+    assert GOOD["minio_root_password"] not in out
+
+
+def test_bad_bucket_granted_to_a_user_fails(tmp_path):
+    users = [{"name": "etl", "secret_key": "etl-secret-key-1", "read_only": ["Raw_Data"]}]
+    rc, out = run_assert(tmp_path, {"minio_users_extra": users})
+    assert rc != 0 and "'Raw_Data', is not a valid name" in out
+
+
+def test_tls_needs_cert_and_key(tmp_path):
+    rc, out = run_assert(tmp_path, {"minio_tls_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"})
+    assert rc != 0 and "Set both minio_tls_cert and minio_tls_key" in out
+
+
+def _render(tmp_path, extra: dict) -> dict:
+    """The role's derived values (endpoint, policy of the clickhouse user, env file) for these inputs."""
+    dest = tmp_path / "rendered"
+    dest.mkdir()
+    book = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {"ansible.builtin.include_role": {"name": "minio", "tasks_from": "assert.yml", "public": True}},
+                {
+                    "ansible.builtin.copy": {
+                        "dest": str(dest / "values.json"),
+                        "mode": "0600",
+                        "content": "{{ {'endpoint': minio_admin_endpoint, 'tls': __minio_tls | bool,"
+                        " 'policy': __minio_grant_policy} | to_json }}",
+                    },
+                    "vars": {"item": "{{ minio_users[0] }}"},
+                },
+                {
+                    "ansible.builtin.template": {
+                        "src": str(ROOT / "roles/minio/templates/etc/default/minio.j2"),
+                        "dest": str(dest / "env"),
+                        "mode": "0600",
+                    },
+                },
+            ],
+        }
+    ]
+    path = tmp_path / "render.yml"
+    path.write_text(yaml.safe_dump(book))
+    (tmp_path / "vars.json").write_text(json.dumps({**GOOD, **extra}))
+    proc = run_playbook(path, "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    values = json.loads((dest / "values.json").read_text())
+    values["env"] = (dest / "env").read_text()
+    return values
+
+
+def test_plain_http_by_default_and_policy_of_clickhouse(tmp_path):
+    values = _render(tmp_path, {})
+    assert values["endpoint"] == "http://127.0.0.1:9000" and values["tls"] is False
+    assert 'MINIO_VOLUMES="/data/minio"' in values["env"]
+    statements = values["policy"]["Statement"]
+    by_action = {tuple(s["Action"]): sorted(s["Resource"]) for s in statements}
+    assert by_action[("s3:GetBucketLocation", "s3:ListBucket")] == [
+        "arn:aws:s3:::clickhouse-backups",
+        "arn:aws:s3:::clickhouse-cold",
+        "arn:aws:s3:::datasets",
+    ]
+    writes = next(r for a, r in by_action.items() if "s3:PutObject" in a)
+    assert writes == ["arn:aws:s3:::clickhouse-backups/*", "arn:aws:s3:::clickhouse-cold/*"]
+
+
+def test_tls_switches_the_endpoint(tmp_path):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    values = _render(tmp_path, {"minio_tls_cert": pem, "minio_tls_key": key, "minio_api_address": ":9443"})
+    assert values["endpoint"] == "https://127.0.0.1:9443" and values["tls"] is True
+    assert "--address :9443" in values["env"] and "--certs-dir /var/lib/minio-user/.minio/certs" in values["env"]

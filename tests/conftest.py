@@ -17,7 +17,6 @@ def ansible_env(**extra: str) -> dict[str, str]:
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_CALLBACKS_ENABLED="",
         ANSIBLE_CALLBACK_RESULT_FORMAT="json",
     )
     env.update(extra)

@@ -208,3 +208,14 @@ def test_bundle_manifest_matches_its_files():
     assert manifest["minio"]["version"] == versions["minio_version"]
     if not manifest["clickhouse"]["available"]:
         assert "NOT in the bundle" in manifest["clickhouse"]["reason"]
+
+
+def test_site_refuses_placeholder_secrets_before_touching_hosts(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("example\n")
+    res = run_playbook("site.yml", "-i", "inventories/production.example", "--vault-password-file", str(pw))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "still the example placeholder" in out
+    assert "vault_clickhouse_admin_password" in out
+    assert "UNREACHABLE" not in out

@@ -1,0 +1,3 @@
+from sensor_producer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""sensor-producer: send demo sensor readings to Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+
+from sensor_producer.producer import Stats, send_messages
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="sensor-producer",
+        description="Send JSON sensor readings {sensor_id, temperature, humidity, timestamp} to a Kafka topic.",
+    )
+    p.add_argument("--bootstrap-servers", default="localhost:29092", help="host:port[,host:port] (default %(default)s)")
+    p.add_argument("--topic", default="sensor_data", help="topic (default %(default)s)")
+    p.add_argument("--rate", type=float, default=1000, help="messages per second, 0 = as fast as possible")
+    amount = p.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--count", type=int, help="number of messages to send")
+    amount.add_argument("--forever", action="store_true", help="send until interrupted (Ctrl-C)")
+    p.add_argument("--malformed-fraction", type=float, default=0.0, help="share of malformed messages, 0..1")
+    p.add_argument("--sensors", type=int, default=100, help="number of distinct sensor ids (default %(default)s)")
+    p.add_argument("--seed", type=int, help="random seed, for reproducible message contents")
+    p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds to wait for a broker")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    args = p.parse_args(argv)
+    if args.count is not None and args.count < 0:
+        p.error("--count must be >= 0")
+    if not 0 <= args.malformed_fraction <= 1:
+        p.error("--malformed-fraction must be between 0 and 1")
+    if args.rate < 0:
+        p.error("--rate must be >= 0")
+    return args
+
+
+def bootstrap_timeout(timeout: float) -> dict:
+    """The client option that bounds the wait for a first broker (renamed in kafka-python 3)."""
+    from kafka import KafkaProducer
+
+    key = "bootstrap_timeout_ms" if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG else "api_version_auto_timeout_ms"
+    return {key: int(timeout * 1000)}
+
+
+def unreachable_errors() -> tuple[type[Exception], ...]:
+    """What the client raises when no broker answers: NoBrokersAvailable (kafka-python 2),
+    KafkaTimeoutError "Unable to bootstrap" (kafka-python 3)."""
+    from kafka import errors
+
+    return tuple(e for e in (getattr(errors, "NoBrokersAvailable", None), errors.KafkaTimeoutError) if e)
+
+
+def make_producer(bootstrap: str, timeout: float):
+    from kafka import KafkaProducer
+
+    return KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks=1,
+        linger_ms=20,
+        batch_size=256 * 1024,
+        retries=5,
+        request_timeout_ms=30000,
+        **bootstrap_timeout(timeout),
+        client_id="sensor-producer",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # kafka-python logs every failed connection attempt; the one-line message below is enough.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    from kafka.errors import KafkaError
+
+    try:
+        producer = make_producer(args.bootstrap_servers, args.connect_timeout)
+    except unreachable_errors():
+        print(
+            f"sensor-producer: no Kafka broker answered at {args.bootstrap_servers} "
+            f"within {args.connect_timeout:g} s (check --bootstrap-servers and that Kafka is running)",
+            file=sys.stderr,
+        )
+        return 2
+
+    tty = sys.stderr.isatty()
+
+    def progress(s: Stats) -> None:
+        total = f"/{args.count}" if args.count is not None else ""
+        line = f"sent {s.sent}{total} ({s.malformed} malformed), {s.rate:,.0f} msg/s"
+        print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    stats = Stats()
+    interrupted = False
+    try:
+        send_messages(
+            producer,
+            args.topic,
+            None if args.forever else args.count,
+            rate=args.rate,
+            malformed_fraction=args.malformed_fraction,
+            rng=random.Random(args.seed),
+            sensors=args.sensors,
+            on_progress=None if args.quiet else progress,
+            stats=stats,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    except KafkaError as exc:
+        print(f"\nsensor-producer: Kafka error after {stats.sent} messages: {exc}", file=sys.stderr)
+        producer.close(timeout=5)
+        return 1
+    try:
+        producer.flush(timeout=30)
+    except KafkaError as exc:
+        print(f"\nsensor-producer: could not deliver buffered messages: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        producer.close(timeout=5)
+    stats.finished = stats.finished or time.monotonic()
+    if tty and not args.quiet:
+        print(file=sys.stderr)
+    print(("interrupted: " if interrupted else "") + stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

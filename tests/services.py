@@ -1,0 +1,423 @@
+"""Real services on the controller for the engine-level tests (no mocks).
+
+Session-scoped pytest fixtures start, on 127.0.0.1 and free ports, in temporary directories:
+
+- ``pg_service``: PostgreSQL 15 from Debian's ``postgresql`` package (initdb + pg_ctl as the
+  ``postgres`` user); databases ``prod`` (the files/postgresql/ schema when present, otherwise a
+  small taxi schema) and ``airflow`` (the Airflow metadata tables ClickHouse reads), and a
+  read-only user ``clickhouse``.
+- ``kafka_service``: Kafka from the bundle's tarball, KRaft combined node, ``java -cp libs/*``.
+- ``minio_service``: the bundle's MinIO binary with buckets for datasets, cold tier and backups.
+
+Each waits for its port with a timeout and fails with a message naming the log file; each is
+stopped at the end of the session. A service whose software is missing makes its dependants
+skip with the reason (``pytest.skip``), never pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"))
+BUNDLE_DIR = CACHE_DIR / "bundle"
+PG_BIN = Path(os.environ.get("CHPLATFORM_PG_BIN", "/usr/lib/postgresql/15/bin"))
+STARTUP_TIMEOUT = float(os.environ.get("CHPLATFORM_SERVICE_TIMEOUT", "90"))
+
+# Test credentials of throw-away services (generated per session would add nothing: the
+# services listen on 127.0.0.1 only and live for one pytest session).
+PG_CLICKHOUSE_USER = "clickhouse"
+PG_CLICKHOUSE_PASSWORD = "chplatform-test-pg"  # noqa: S105  test-only service on 127.0.0.1
+MINIO_USER = "chplatform-test"
+MINIO_PASSWORD = "chplatform-test-minio"  # noqa: S105  test-only service on 127.0.0.1
+MINIO_BUCKETS = ("datasets", "clickhouse-cold", "clickhouse-backups")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, what: str, proc: subprocess.Popen | None, log: Path, timeout: float = STARTUP_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening; see {log}:\n{tail(log)}")
+        with socket.socket() as s:
+            s.settimeout(1)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {log}:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def bundle_manifest() -> dict:
+    path = BUNDLE_DIR / "manifest.json"
+    if not path.exists():
+        pytest.skip(f"the artifact bundle is not built ({path} missing): run bin/bundle build")
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class Postgres:
+    port: int
+    host: str = "127.0.0.1"
+    user: str = PG_CLICKHOUSE_USER
+    password: str = PG_CLICKHOUSE_PASSWORD
+    prod_db: str = "prod"
+    airflow_db: str = "airflow"
+    prod_tables: list[str] = field(default_factory=list)
+
+    def psql(self, db: str, sql: str) -> str:
+        """Run SQL as the superuser (over the socket directory) and return psql's output."""
+        return _psql(self._sockdir, self.port, db, sql)
+
+    _sockdir: str = ""
+
+
+def _as_postgres(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
+
+
+def _psql(sockdir: str, port: int, db: str, sql: str) -> str:
+    r = _as_postgres(
+        [str(PG_BIN / "psql"), "-h", sockdir, "-p", str(port), "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]
+    )
+    if r.returncode:
+        raise RuntimeError(f"psql on {db} failed: {r.stderr.strip()}\nSQL: {sql[:300]}")
+    return r.stdout
+
+
+def _psql_file(sockdir: str, port: int, db: str, path: Path) -> None:
+    r = _as_postgres(
+        [str(PG_BIN / "psql"), "-h", sockdir, "-p", str(port), "-d", db, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(path)]
+    )
+    if r.returncode:
+        raise RuntimeError(f"loading {path} into {db} failed: {r.stderr.strip()}")
+
+
+# The ClickHouse side reads these (the dictionaries, prod and airflow_metadata tables); used
+# only when files/postgresql/ does not ship the prod schema yet.
+FALLBACK_PROD_SQL = ROOT / "tests" / "fixtures" / "init_db" / "pg_prod.sql"
+AIRFLOW_SQL = ROOT / "tests" / "fixtures" / "init_db" / "pg_airflow.sql"
+
+
+def prod_sql_files() -> list[Path]:
+    """The prod schema and data shipped by the postgresql role, else the test fallback."""
+    d = ROOT / "files" / "postgresql"
+    found = sorted(p for p in d.rglob("*.sql") if "prod" in p.as_posix()) if d.is_dir() else []
+    return found or [FALLBACK_PROD_SQL]
+
+
+@pytest.fixture(scope="session")
+def pg_service(tmp_path_factory) -> Iterator[Postgres]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 is not installed on the controller ({PG_BIN}/initdb missing): apt-get install postgresql")
+    base = Path(tempfile.mkdtemp(prefix="chplatform-pg-"))
+    base.chmod(0o755)
+    data, log = base / "data", base / "postgres.log"
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    r = _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+    if r.returncode:
+        raise RuntimeError(f"initdb failed: {r.stderr.strip()}")
+    # Password authentication over TCP for every user (trust only on the socket).
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    port = free_port()
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    r = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"])
+    if r.returncode:
+        raise RuntimeError(f"PostgreSQL did not start: {r.stderr.strip()}; see {log}:\n{tail(log)}")
+    try:
+        wait_for_port(port, "PostgreSQL", None, log)
+        sock = str(base)
+        _psql(sock, port, "postgres", f"CREATE ROLE {PG_CLICKHOUSE_USER} LOGIN PASSWORD '{PG_CLICKHOUSE_PASSWORD}'")
+        for db in ("prod", "airflow"):
+            _psql(sock, port, "postgres", f"CREATE DATABASE {db}")
+        for path in prod_sql_files():
+            _psql_file(sock, port, "prod", path)
+        _psql_file(sock, port, "airflow", AIRFLOW_SQL)
+        for db in ("prod", "airflow"):
+            _psql(
+                sock,
+                port,
+                db,
+                f"GRANT USAGE ON SCHEMA public TO {PG_CLICKHOUSE_USER};"
+                f" GRANT SELECT ON ALL TABLES IN SCHEMA public TO {PG_CLICKHOUSE_USER};",
+            )
+        tables = _psql(sock, port, "prod", "SELECT tablename FROM pg_tables WHERE schemaname='public' ORDER BY 1")
+        yield Postgres(port=port, prod_tables=tables.split(), _sockdir=sock)
+    finally:
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+@dataclass
+class Kafka:
+    port: int
+    home: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+KAFKA_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={logdir}
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+"""
+
+KAFKA_LOG4J = """\
+Configuration:
+  Appenders:
+    File:
+      name: F
+      fileName: "{log}"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        ref: F
+"""
+
+
+def kafka_distribution(cache: Path) -> Path:
+    manifest = bundle_manifest()
+    tgz = BUNDLE_DIR / manifest["kafka"]["path"]
+    if not tgz.exists():
+        pytest.skip(f"the Kafka tarball {tgz} is missing from the bundle: run bin/bundle build")
+    home = cache / tgz.name.removesuffix(".tgz")
+    if not (home / "libs").is_dir():
+        with tarfile.open(tgz) as tf:
+            tf.extractall(cache, filter="data")
+    return home
+
+
+@pytest.fixture(scope="session")
+def kafka_service(tmp_path_factory) -> Iterator[Kafka]:
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed on the controller: apt-get install openjdk-17-jre-headless")
+    base = tmp_path_factory.mktemp("kafka")
+    home = kafka_distribution(tmp_path_factory.mktemp("kafka-dist"))
+    port, cport = free_port(), free_port()
+    props, log = base / "server.properties", base / "kafka.log"
+    props.write_text(KAFKA_PROPERTIES.format(port=port, cport=cport, logdir=base / "data"))
+    (base / "log4j2.yaml").write_text(KAFKA_LOG4J.format(log=log))
+    cp = f"{home}/libs/*"
+    jvm = ["java", "-Xms256m", "-Xmx512m", f"-Dlog4j2.configurationFile={base / 'log4j2.yaml'}", "-cp", cp]
+    r = subprocess.run(
+        [*jvm, "kafka.tools.StorageTool", "format", "-t", "chplatform-test-cluster0", "-c", str(props), "--standalone"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode:
+        raise RuntimeError(f"Kafka storage format failed: {r.stdout}{r.stderr}")
+    with (base / "stdout.log").open("w") as out:
+        proc = subprocess.Popen([*jvm, "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, "Kafka", proc, base / "stdout.log")
+        yield Kafka(port=port, home=home)
+    finally:
+        stop(proc)
+
+
+def create_topic(kafka: Kafka, topic: str, partitions: int = 1) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=30000)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+# --------------------------------------------------------------------------- MinIO
+
+
+@dataclass
+class Minio:
+    port: int
+    access_key: str = MINIO_USER
+    secret_key: str = MINIO_PASSWORD
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        from minio import Minio as MinioClient
+
+        return MinioClient(f"127.0.0.1:{self.port}", self.access_key, self.secret_key, secure=False)
+
+
+@pytest.fixture(scope="session")
+def minio_service(tmp_path_factory) -> Iterator[Minio]:
+    manifest = bundle_manifest()
+    binary = BUNDLE_DIR / manifest["minio"]["path"]
+    if not binary.exists():
+        pytest.skip(f"the MinIO binary {binary} is missing from the bundle: run bin/bundle build")
+    base = tmp_path_factory.mktemp("minio")
+    port, cport, log = free_port(), free_port(), base / "minio.log"
+    env = dict(os.environ, MINIO_ROOT_USER=MINIO_USER, MINIO_ROOT_PASSWORD=MINIO_PASSWORD, MINIO_BROWSER="off")
+    exe = base / "minio"
+    shutil.copy(binary, exe)
+    exe.chmod(0o755)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(exe), "server", str(base / "data"), "--address", f"127.0.0.1:{port}",
+             "--console-address", f"127.0.0.1:{cport}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
+    try:
+        wait_for_port(port, "MinIO", proc, log)
+        svc = Minio(port=port)
+        client = svc.client()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                for bucket in MINIO_BUCKETS:
+                    if not client.bucket_exists(bucket):
+                        client.make_bucket(bucket)
+                break
+            except Exception as exc:  # the server answers 503 while it initialises
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"MinIO did not accept bucket creation: {exc}; see {log}") from exc
+                time.sleep(0.5)
+        yield svc
+    finally:
+        stop(proc)
+
+
+# --------------------------------------------------------------------------- init_db rendering + chdb
+
+INIT_DB = ROOT / "files" / "clickhouse" / "init_db"
+
+# The two topologies the role renders (the role computes the same variables, see
+# roles/clickhouse_schema/vars/main.yml). on_cluster: the ON CLUSTER form for run-once installs.
+RENDER_VARS = {
+    "clickhouse_schema_kafka_broker_list": "kafka01:9092",
+    "clickhouse_schema_kafka_topic": "sensor_data",
+    "clickhouse_schema_kafka_group": "clickhouse_sensor_data",
+    "clickhouse_schema_pg_prod_collection": "pg_prod",
+    "clickhouse_schema_pg_airflow_collection": "pg_airflow",
+    "clickhouse_schema_storage_policy": "tiered",
+}
+TOPOLOGIES = {
+    "single": {"clickhouse_schema_replicated": False, "__clickhouse_schema_on_cluster": ""},
+    "replicated": {"clickhouse_schema_replicated": True, "__clickhouse_schema_on_cluster": ""},
+    "replicated_on_cluster": {
+        "clickhouse_schema_replicated": True,
+        "__clickhouse_schema_on_cluster": " ON CLUSTER '{cluster}'",
+    },
+}
+
+
+def render_init_db(dest: Path, topology: str, **overrides) -> Path:
+    """Render files/clickhouse/init_db/*.sql.j2 like the role's template task (trim_blocks, strict)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(INIT_DB)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # SQL, not HTML  # noqa: S701
+    )
+    variables = {**RENDER_VARS, **TOPOLOGIES[topology], **overrides}
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in sorted(INIT_DB.glob("*.sql.j2")):
+        (dest / src.name.removesuffix(".j2")).write_text(env.get_template(src.name).render(**variables))
+    return dest
+
+
+class ChdbExecutor:
+    """The runner's executor interface over a chdb connection (the ClickHouse engine in-process)."""
+
+    def __init__(self, conn, rewrite=None):
+        self.conn = conn
+        self.cursor = conn.cursor()
+        self.rewrite = rewrite
+        self.executed: list[str] = []
+
+    def execute(self, sql: str) -> list[tuple]:
+        if self.rewrite is not None:
+            sql = self.rewrite(sql)
+        self.executed.append(sql)
+        self.cursor.execute(sql)
+        return list(self.cursor.fetchall() or [])
+
+    def scalar(self, sql: str):
+        return self.execute(sql)[0][0]
+
+
+def chdb_connect(workdir: Path, config: str | None = None):
+    """A chdb session on its own data directory, optionally with a ClickHouse config file."""
+    chdb = pytest.importorskip("chdb", reason="chdb-core is not installed in the venv (requirements.txt)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if config is None:
+        return chdb.connect(f"file:{workdir / 'data'}")
+    cfg = workdir / "config.xml"
+    cfg.write_text(config)
+    return chdb.connect(f"file:{workdir / 'data'}?config-file={cfg}")

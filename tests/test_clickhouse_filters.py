@@ -1,0 +1,58 @@
+"""Unit tests of filter_plugins/clickhouse.py (topology helpers)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("clickhouse_filters", ROOT / "filter_plugins" / "clickhouse.py")
+f = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(f)
+
+HOSTVARS = {
+    "replica01": {"clickhouse_shard": 1, "clickhouse_replica": "replica01", "clickhouse_keeper_server_id": 1},
+    "replica02": {"clickhouse_shard": "1", "clickhouse_replica": "replica02", "clickhouse_keeper_server_id": "2"},
+    "keeper03": {"clickhouse_keeper_server_id": 3, "clickhouse_keeper_hostname": "k3.internal"},
+    "a-new": {"clickhouse_keeper_server_id": 7},
+}
+
+
+def test_raft_sorted_by_id_not_position():
+    raft = f.clickhouse_keeper_raft(["keeper03", "a-new", "replica02", "replica01"], HOSTVARS)
+    assert [(m["id"], m["hostname"]) for m in raft] == [
+        (1, "replica01"),
+        (2, "replica02"),
+        (3, "k3.internal"),
+        (7, "a-new"),
+    ]
+    assert {m["port"] for m in raft} == {9234} and {m["client_port"] for m in raft} == {9181}
+
+
+def test_shards_structure():
+    shards = f.clickhouse_shards(["replica02", "replica01"], HOSTVARS)
+    assert shards == [
+        {
+            "shard": 1,
+            "replicas": [
+                {"host": "replica01", "hostname": "replica01", "port": 9000, "replica": "replica01"},
+                {"host": "replica02", "hostname": "replica02", "port": 9000, "replica": "replica02"},
+            ],
+        }
+    ]
+
+
+def test_validation_helpers():
+    assert f.clickhouse_duplicates(["1", "2", "2", "3", "3"]) == ["2", "3"]
+    assert f.clickhouse_duplicates(["1", "2"]) == []
+    hv = {
+        "a": {"clickhouse_shard": 1, "clickhouse_replica": "x"},
+        "b": {"clickhouse_shard": 1, "clickhouse_replica": "x"},
+    }
+    assert f.clickhouse_duplicate_replicas(["a", "b"], hv) == ["shard 1: replica x"]
+    assert f.clickhouse_missing_hostvar(["a", "keeper03"], {**hv, **HOSTVARS}, "clickhouse_shard") == ["keeper03"]
+    assert f.clickhouse_empty_shards(["a"], {"a": {"clickhouse_shard": 3}}) == [1, 2]
+    assert f.clickhouse_empty_shards(["a"], hv, 2) == [2]
+    assert f.clickhouse_bad_ids(["x", "y", "z"], {"x": {"clickhouse_keeper_server_id": 0},
+                                                  "y": {"clickhouse_keeper_server_id": "abc"},
+                                                  "z": {"clickhouse_keeper_server_id": 4}}) == ["x", "y"]  # fmt: skip

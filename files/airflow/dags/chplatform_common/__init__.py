@@ -1,0 +1,5 @@
+"""Shared helpers of the platform's DAGs: prerequisites (checks), ClickHouse access (clickhouse),
+SQL builders (sql, importable without Airflow), DAG defaults (defaults).
+
+No hosts or credentials here: everything comes from Airflow connections and variables.
+"""

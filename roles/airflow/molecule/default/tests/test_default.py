@@ -1,0 +1,141 @@
+"""Airflow on airflow01 (metadata on afpg01), checked from outside where possible."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+AIRFLOW = testinfra.get_host("docker://airflow01")
+PG = testinfra.get_host("docker://afpg01")
+CLI = "/usr/local/sbin/airflow-cli"
+SERVICES = ["api-server", "scheduler", "dag-processor", "triggerer"]
+DAG_IDS = {
+    "api_to_ext",
+    "clickhouse_backup_full",
+    "clickhouse_backup_incremental",
+    "file_to_ext",
+    "pg_to_ch",
+    "trips_load",
+}
+URL = "http://airflow01:8080"
+
+
+def _secret(name: str) -> str:
+    state = os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")
+    return Path(state, "secrets", name).expanduser().read_text().split()[0]
+
+
+def _cli_json(*args: str) -> object:
+    out = AIRFLOW.check_output(f"{CLI} {' '.join(args)} --output json 2>/dev/null")
+    return json.loads(out[out.index("[") if "[" in out else out.index("{") :])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_running(service: str) -> None:
+    svc = AIRFLOW.service(f"airflow-{service}")
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_secrets_file_is_private() -> None:
+    env = AIRFLOW.file("/etc/airflow/airflow.env")
+    assert env.mode == 0o600
+    assert env.user == "root"
+    assert "AIRFLOW__CORE__FERNET_KEY=" in env.content_string
+    assert "fernet_key" not in AIRFLOW.file("/opt/airflow/airflow.cfg").content_string
+
+
+def test_config_uses_fab_and_local_executor() -> None:
+    cfg = AIRFLOW.file("/opt/airflow/airflow.cfg").content_string
+    assert "auth_manager = airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager" in cfg
+    assert "executor = LocalExecutor" in cfg
+    assert "load_examples = False" in cfg
+
+
+def test_database_is_migrated() -> None:
+    assert AIRFLOW.run(f"{CLI} db check-migrations -t 0").rc == 0
+
+
+def test_login_page_from_another_host() -> None:
+    page = PG.check_output(f"curl -fsS {URL}/auth/login/")
+    assert "password" in page.lower()
+    assert "<form" in page.lower()
+
+
+def test_admin_gets_a_token_and_reads_the_api() -> None:
+    body = json.dumps({"username": "admin", "password": _secret("airflow_admin")})
+    out = PG.check_output(
+        f"curl -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token"
+    )
+    token = json.loads(out)["access_token"]
+    assert token.count(".") == 2  # a JWT
+    dags = json.loads(
+        PG.check_output(f"curl -fsS -H 'Authorization: Bearer {token}' '{URL}/api/v2/dags?limit=100'")
+    )
+    assert {d["dag_id"] for d in dags["dags"]} >= DAG_IDS
+
+
+def test_wrong_password_is_refused() -> None:
+    body = json.dumps({"username": "admin", "password": "not-the-password"})
+    code = PG.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
+        f"-d '{body}' {URL}/auth/token"
+    )
+    assert code in {"401", "403"}
+
+
+def test_all_dags_parsed_without_errors() -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        found = {d["dag_id"] for d in _cli_json("dags", "list")}
+        if found >= DAG_IDS or time.monotonic() > deadline:
+            break
+        time.sleep(10)
+    assert found >= DAG_IDS, f"missing DAGs: {DAG_IDS - found}"
+    errors = AIRFLOW.check_output(f"{CLI} dags list-import-errors --output json 2>/dev/null")
+    assert errors.strip() in {"[]", "No data found"}, errors
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "conn_type", "host", "port", "login"),
+    [
+        ("clickhouse_default", "clickhouse", "replica01", 8123, "etl"),
+        ("postgres_prod", "postgres", "afpg01", 5432, "clickhouse"),
+        ("postgres_airflow_metadata", "postgres", "afpg01", 5432, "airflow"),
+        ("minio_s3", "aws", None, None, "airflow"),
+    ],
+)
+def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | None, login: str) -> None:
+    conns = _cli_json("connections", "get", conn_id)
+    conn = conns[0] if isinstance(conns, list) else conns
+    assert conn["conn_type"] == conn_type
+    assert (conn["host"] or None) == host
+    assert (int(conn["port"]) if conn["port"] else None) == port
+    assert conn["login"] == login
+    if conn_id == "minio_s3":
+        assert json.loads(conn["extra"])["endpoint_url"] == "http://minio01:9000"
+
+
+def test_variables() -> None:
+    url = AIRFLOW.check_output(f"{CLI} variables get chplatform_api_quotes_url 2>/dev/null").strip()
+    assert url == "http://airflow01:8000/quotes.json"
+    assert AIRFLOW.check_output(f"{CLI} variables get chplatform_datasets_bucket 2>/dev/null").strip() == "datasets"
+
+
+def test_metadata_connection_works_from_airflow() -> None:
+    """The stored metadata connection's credentials really log in to PostgreSQL."""
+    out = AIRFLOW.check_output(
+        f"{CLI} --python -c \"from airflow.providers.postgres.hooks.postgres import PostgresHook; "
+        "print(PostgresHook('postgres_airflow_metadata').get_first('select count(*) from dag')[0])\" 2>/dev/null"
+    )
+    assert int(out.strip().splitlines()[-1]) >= len(DAG_IDS)
+
+
+def test_fixture_api_serves_quotes() -> None:
+    data = json.loads(PG.check_output("curl -fsS http://airflow01:8000/quotes.json"))
+    assert len(data["quotes"]) > 0

@@ -79,10 +79,10 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory) -> dict:
         """
         import json, os
         from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False, safe_mode=False)
+        bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], safe_mode=False)
         print("RESULT" + json.dumps({
             "errors": {k: str(v) for k, v in bag.import_errors.items()},
-            "dags": {d.dag_id: str(d.timetable.summary) for d in bag.dags.values()},
+            "dags": {d.dag_id: str(d.schedule) for d in bag.dags.values()},
             "tasks": {d.dag_id: [t.task_id for t in d.tasks] for d in bag.dags.values()},
             "roots": {d.dag_id: [t.task_id for t in d.roots] for d in bag.dags.values()},
         }))

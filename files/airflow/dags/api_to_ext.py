@@ -53,7 +53,9 @@ def api_to_ext() -> None:
             raise AirflowFailException(f"ext.api_quotes has {dups} duplicated quote_id after OPTIMIZE FINAL")
         return total
 
-    check_prerequisites() >> load(fetch())
+    data = fetch()
+    check_prerequisites() >> data
+    load(data)
 
 
 api_to_ext()

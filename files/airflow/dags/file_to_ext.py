@@ -52,7 +52,9 @@ def file_to_ext() -> None:
             raise AirflowFailException(f"{key} loaded no rows")
         return after
 
-    check_prerequisites() >> load(check_object())
+    data = check_object()
+    check_prerequisites() >> data
+    load(data)
 
 
 file_to_ext()

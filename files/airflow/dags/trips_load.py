@@ -47,7 +47,9 @@ def trips_load() -> None:
         log.info("datamart.trips: %d -> %d rows (+%d)", before, after, after - before)
         return after - before
 
-    check_prerequisites() >> load(validate())
+    data = validate()
+    check_prerequisites() >> data
+    load(data)
 
 
 trips_load()

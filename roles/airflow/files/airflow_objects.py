@@ -117,7 +117,19 @@ def reconcile_admin(session: Any, admin: dict[str, Any], check: bool) -> list[st
     return [f"user {admin['username']} password updated"]
 
 
+def user_exists(username: str) -> bool:
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    with create_session() as session:
+        return session.execute(text("SELECT 1 FROM ab_user WHERE username = :u"), {"u": username}).first() is not None
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--user-exists"]:
+        # Last line of the output: Airflow may log to stdout before it.
+        print("\n" + ("present" if user_exists(sys.argv[2]) else "absent"))
+        return 0
     desired = json.load(sys.stdin)
     check = bool(desired.get("check"))
     from airflow import settings
@@ -133,7 +145,8 @@ def main() -> int:
             changed += reconcile_admin(session, desired["admin"], check)
         if check:
             session.rollback()
-    json.dump({"changed": changed}, sys.stdout)
+    # Last line of the output: Airflow may log to stdout before it.
+    print("\n" + json.dumps({"changed": changed}))
     return 0
 
 

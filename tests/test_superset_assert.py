@@ -1,0 +1,81 @@
+"""The superset role refuses missing secrets and hosts in assert.yml, before it changes anything.
+
+Runs playbooks/superset.yml limited to the `superset:assert` tag against throw-away local inventories.
+"""
+
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_playbook
+
+GOOD = {
+    "superset_secret_key": "k" * 48,
+    "superset_admin_password": "admin-password",
+    "superset_db_password": "db-password",
+    "superset_clickhouse_password": "bi-password",
+}
+
+
+def run_assert(tmp_path, **group_vars):
+    data = {
+        "all": {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_become": False,
+                "ansible_python_interpreter": sys.executable,
+                **group_vars,
+            },
+            "children": {
+                "superset": {"hosts": {"ss1": {}}},
+                "postgres": {"hosts": {"pg1": {}}},
+                "clickhouse": {"hosts": {"ch1": {}}},
+            },
+        }
+    }
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump(data))
+    return run_playbook(
+        ROOT / "playbooks" / "superset.yml",
+        "-i",
+        str(inv),
+        "--tags",
+        "superset:assert",
+        ANSIBLE_FACT_CACHING="memory",
+        ANSIBLE_GATHERING="explicit",
+    )
+
+
+def test_complete_inventory_passes(tmp_path):
+    result = run_assert(tmp_path, **GOOD)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"superset_secret_key": ""},
+            "superset_secret_key is empty: set it from the vault secret vault_superset_secret_key",
+        ),
+        ({"superset_secret_key": "short"}, "superset_secret_key must be at least 32 characters"),
+        (
+            {"superset_clickhouse_password": ""},
+            "superset_clickhouse_password is empty: set it from the vault secret vault_clickhouse_bi_password",
+        ),
+        ({"superset_admin_password": ""}, "superset_admin_password is empty"),
+        ({"superset_db_password": ""}, "superset_db_password is empty"),
+        ({"superset_clickhouse_host": ""}, "superset_clickhouse_host ('') a clickhouse group or an explicit host"),
+    ],
+    ids=["no-secret-key", "short-secret-key", "no-bi-password", "no-admin-password", "no-db-password", "no-clickhouse"],
+)
+def test_bad_input_fails_naming_the_fix(tmp_path, override, message):
+    result = run_assert(tmp_path, **{**GOOD, **override})
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-3000:]
+    # nothing past the assertions ran
+    assert "Install the packages the venv needs" not in result.stdout
+    # no secret leaks into the output
+    for secret in GOOD.values():
+        assert secret not in result.stdout

@@ -1,5 +1,6 @@
 # Copyright: the chplatform project
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: S608  (identifiers come from the module's parameters, values go through quote())
 """Ordered, checksummed, apply-once SQL migrations for ClickHouse.
 
 Pure planning logic (statement splitting, checksums, pending vs applied, modified files) plus
@@ -104,7 +105,7 @@ def split_statements(sql: str) -> list[Statement]:
             line += c == "\n"
             i += 1
             continue
-        if c == "-" and nxt == "-" or c == "#" and nxt in ("!", " "):
+        if (c == "-" and nxt == "-") or (c == "#" and nxt in ("!", " ")):
             end = sql.find("\n", i)
             end = n if end == -1 else end
             if has_code:

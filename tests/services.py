@@ -148,7 +148,9 @@ def prod_sql_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def pg_service(tmp_path_factory) -> Iterator[Postgres]:
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 is not installed on the controller ({PG_BIN}/initdb missing): apt-get install postgresql")
+        pytest.skip(
+            f"PostgreSQL 15 is not installed on the controller ({PG_BIN}/initdb missing): apt-get install postgresql"
+        )
     base = Path(tempfile.mkdtemp(prefix="chplatform-pg-"))
     base.chmod(0o755)
     data, log = base / "data", base / "postgres.log"
@@ -158,9 +160,7 @@ def pg_service(tmp_path_factory) -> Iterator[Postgres]:
     if r.returncode:
         raise RuntimeError(f"initdb failed: {r.stderr.strip()}")
     # Password authentication over TCP for every user (trust only on the socket).
-    (data / "pg_hba.conf").write_text(
-        "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-    )
+    (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
     port = free_port()
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     r = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"])

@@ -1,3 +1,4 @@
+# ruff: noqa: S608, S311  (SQL built from test constants; seeded test data)
 """The single-node init_db rendering, end to end, in the real ClickHouse engine (chdb 26.9),
 against real PostgreSQL 15, Kafka 4.3 and MinIO started on this machine (tests/services.py).
 
@@ -32,17 +33,13 @@ sys.path.insert(0, str(ROOT / "module_utils"))
 
 from clickhouse_migrations import Runner, load_migrations, quote  # noqa: E402
 
-from tests.services import (  # noqa: E402
-    ChdbExecutor,
-    chdb_connect,
-    create_topic,
-    is_rbac,
-    kafka_service,  # noqa: F401  (fixture)
-    kafka_standin,
-    minio_service,  # noqa: F401  (fixture)
-    pg_service,  # noqa: F401  (fixture)
-    render_init_db,
-)
+from tests import services  # noqa: E402
+from tests.services import ChdbExecutor, chdb_connect, create_topic, is_rbac, kafka_standin, render_init_db  # noqa: E402
+
+# The real services (session fixtures of tests/services.py).
+pg_service = services.pg_service
+kafka_service = services.kafka_service
+minio_service = services.minio_service
 
 NEEDS_SERVER = "needs a ClickHouse server (chdb has no writable access storage)"
 TOPIC = "sensor_data"
@@ -57,7 +54,9 @@ def chdb_rewrite(sql: str) -> str:
 
 
 def engine_config(work: Path, pg, minio) -> str:
-    s3_auth = f"<access_key_id>{minio.access_key}</access_key_id><secret_access_key>{minio.secret_key}</secret_access_key>"
+    s3_auth = (
+        f"<access_key_id>{minio.access_key}</access_key_id><secret_access_key>{minio.secret_key}</secret_access_key>"
+    )
     pg_auth = f"<host>127.0.0.1</host><port>{pg.port}</port><user>{pg.user}</user><password>{pg.password}</password>"
     return f"""<clickhouse>
   <macros><shard>01</shard><replica>replica01</replica><cluster>main</cluster></macros>
@@ -85,9 +84,7 @@ def engine_config(work: Path, pg, minio) -> str:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory, pg_service, kafka_service, minio_service):
     work = tmp_path_factory.mktemp("chdb-engine")
-    sql_dir = render_init_db(
-        work / "init_db", "single", clickhouse_schema_kafka_broker_list=kafka_service.bootstrap
-    )
+    sql_dir = render_init_db(work / "init_db", "single", clickhouse_schema_kafka_broker_list=kafka_service.bootstrap)
     conn = chdb_connect(work, engine_config(work, pg_service, minio_service))
     ex = ChdbExecutor(conn, rewrite=chdb_rewrite)
     applied = Runner(ex).apply(load_migrations(str(sql_dir)), "pytest")
@@ -215,9 +212,9 @@ def test_dictionaries_return_live_postgresql_values(engine, pg_service):
     )
     ex.execute("SYSTEM RELOAD DICTIONARY dict.zones")
     assert ex.scalar("SELECT dictGet('dict.zones', 'name', toUInt64(9999))") == "Test Zone"
-    assert ex.scalar("SELECT dictGet('dict.boroughs', 'name', toUInt64(dictGet('dict.zones', 'borough_id', 9999)))") == (
-        "Testborough"
-    )
+    assert ex.scalar(
+        "SELECT dictGet('dict.boroughs', 'name', toUInt64(dictGet('dict.zones', 'borough_id', 9999)))"
+    ) == ("Testborough")
     pg_service.psql("prod", "UPDATE zones SET name = 'Renamed Zone' WHERE zone_id = 9999")
     ex.execute("SYSTEM RELOAD DICTIONARY dict.zones")
     assert ex.scalar("SELECT dictGet('dict.zones', 'name', toUInt64(9999))") == "Renamed Zone"
@@ -254,7 +251,9 @@ def test_prod_tables_match_the_postgresql_prod_schema(engine, pg_service):
             "SELECT column_name FROM information_schema.columns"
             f" WHERE table_schema = 'public' AND table_name = '{t}' ORDER BY ordinal_position",
         ).split()
-        ch_cols = [r[0] for r in ex.execute(f"SELECT name FROM system.columns WHERE database = 'prod' AND table = '{t}'")]
+        ch_cols = [
+            r[0] for r in ex.execute(f"SELECT name FROM system.columns WHERE database = 'prod' AND table = '{t}'")
+        ]
         assert ch_cols == pg_cols, f"prod.{t}: ClickHouse {ch_cols} != PostgreSQL {pg_cols}"
         ex.execute(f"INSERT INTO prod.{t} SELECT * FROM postgresql(pg_prod, table = '{t}')")
         assert ex.scalar(f"SELECT count() FROM prod.{t} FINAL") == int(
@@ -297,12 +296,15 @@ def test_trips_load_from_minio_tier_to_cold_and_back_up(engine, minio_service):
         "s3(s3_datasets, filename = 'trips/sample.csv', format = 'CSVWithNames')"
     )
     assert ex.scalar("SELECT count() FROM datamart.trips") == 200
-    assert ex.scalar("SELECT storage_policy FROM system.tables WHERE database = 'datamart' AND name = 'trips'") == "tiered"
+    assert (
+        ex.scalar("SELECT storage_policy FROM system.tables WHERE database = 'datamart' AND name = 'trips'") == "tiered"
+    )
 
     def disks() -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for pid, disk in ex.execute(
-            "SELECT partition_id, disk_name FROM system.parts WHERE database = 'datamart' AND table = 'trips' AND active"
+            "SELECT partition_id, disk_name FROM system.parts"
+            " WHERE database = 'datamart' AND table = 'trips' AND active"
         ):
             out.setdefault(pid, set()).add(disk)
         return out
@@ -314,7 +316,9 @@ def test_trips_load_from_minio_tier_to_cold_and_back_up(engine, minio_service):
     assert disks()[recent_part] == {"cold"}, disks()
     cold_objects = list(minio_service.client().list_objects("clickhouse-cold", recursive=True))
     assert cold_objects, "the cold disk wrote nothing to the MinIO bucket clickhouse-cold"
-    assert ex.scalar("SELECT count() FROM datamart.trips WHERE payment_type IN ('CSH', 'CRE', 'NOC', 'DIS', 'UNK')") == 200
+    assert (
+        ex.scalar("SELECT count() FROM datamart.trips WHERE payment_type IN ('CSH', 'CRE', 'NOC', 'DIS', 'UNK')") == 200
+    )
 
     # BACKUP to the MinIO-backed backups disk, RESTORE under another name (never a DROP).
     name = f"pytest-{uuid.uuid4().hex[:8]}"
@@ -329,13 +333,17 @@ def test_trips_load_from_minio_tier_to_cold_and_back_up(engine, minio_service):
     )
     assert status[0][1] == "RESTORED", status
     assert ex.scalar("SELECT count() FROM restore_check.trips") == ex.scalar("SELECT count() FROM datamart.trips")
-    assert ex.scalar("SELECT count() FROM restore_check.sensor_data") == ex.scalar("SELECT count() FROM parsed.sensor_data")
+    assert ex.scalar("SELECT count() FROM restore_check.sensor_data") == ex.scalar(
+        "SELECT count() FROM parsed.sensor_data"
+    )
 
 
 def test_ext_tables_accept_their_loads(engine):
     ex = engine["ex"]
     for _ in range(2):  # the DAG may load the same quote twice
-        ex.execute("INSERT INTO ext.api_quotes (quote_id, quote, author, tags, source) VALUES (1, 'q', 'a', ['t'], 'api')")
+        ex.execute(
+            "INSERT INTO ext.api_quotes (quote_id, quote, author, tags, source) VALUES (1, 'q', 'a', ['t'], 'api')"
+        )
     ex.execute("OPTIMIZE TABLE ext.api_quotes FINAL")
     assert ex.scalar("SELECT count() FROM ext.api_quotes") == 1
 

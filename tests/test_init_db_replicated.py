@@ -77,7 +77,9 @@ SCRIPT = textwrap.dedent(
 
 def test_replicated_rendering_executes_against_testkeeper(tmp_path):
     script = SCRIPT.format(root=str(ROOT), work=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, env=dict(os.environ))
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240, env=dict(os.environ)
+    )
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"the chdb subprocess died (rc {r.returncode}):\n{r.stderr[-3000:]}"
     out = json.loads(lines[-1].removeprefix("RESULT "))

@@ -1,3 +1,4 @@
+# ruff: noqa: S311  (seeded test data, not cryptography)
 """The sensor producer: message contents, CLI errors, and real sends to a real Kafka broker."""
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import pytest
 
 from sensor_producer import make_message, valid_message
 from sensor_producer.cli import parse_args
-from tests.services import create_topic, kafka_service  # noqa: F401  (fixture)
+from tests import services
+from tests.services import create_topic
+
+kafka_service = services.kafka_service  # the real broker (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "sensor_producer"]

@@ -41,7 +41,11 @@ def bootstrap_timeout(timeout: float) -> dict:
     """The client option that bounds the wait for a first broker (renamed in kafka-python 3)."""
     from kafka import KafkaProducer
 
-    key = "bootstrap_timeout_ms" if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG else "api_version_auto_timeout_ms"
+    key = (
+        "bootstrap_timeout_ms"
+        if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG
+        else "api_version_auto_timeout_ms"
+    )
     return {key: int(timeout * 1000)}
 
 
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             None if args.forever else args.count,
             rate=args.rate,
             malformed_fraction=args.malformed_fraction,
-            rng=random.Random(args.seed),
+            rng=random.Random(args.seed),  # noqa: S311  demo data, not cryptography
             sensors=args.sensors,
             on_progress=None if args.quiet else progress,
             stats=stats,

@@ -26,10 +26,7 @@ class Stats:
         return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 
     def summary(self) -> str:
-        return (
-            f"sent {self.sent} messages ({self.malformed} malformed) in {self.elapsed:.1f} s, "
-            f"{self.rate:,.0f} msg/s"
-        )
+        return f"sent {self.sent} messages ({self.malformed} malformed) in {self.elapsed:.1f} s, {self.rate:,.0f} msg/s"
 
 
 def send_messages(
@@ -50,7 +47,7 @@ def send_messages(
     flushes and closes it; ``stats`` may be passed in so that the caller still has the numbers
     after a KeyboardInterrupt.
     """
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311  demo data, not cryptography
     stats = stats or Stats()
     next_progress = time.monotonic() + progress_every
     while count is None or stats.sent < count:

@@ -341,3 +341,76 @@ def test_unreachable_server_fails_clearly(server):
         [{"minio_bucket": {"name": "mod-x", "endpoint": "http://127.0.0.1:1"}}],
     )
     assert results[0]["failed"] and "Cannot reach MinIO at http://127.0.0.1:1" in results[0]["msg"]
+
+
+def _self_signed(directory):
+    """A key and a self-signed certificate for 127.0.0.1 / localhost, as MinIO wants them in its certs dir."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True)
+    (directory / "public.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "private.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory / "public.crt"
+
+
+def test_modules_over_tls(tmp_path_factory):
+    """With public.crt/private.key in its certs dir (what minio_tls_cert/key install) MinIO serves
+    HTTPS; the modules verify its certificate against a given CA file and refuse it otherwise."""
+    manifest = BUNDLE_DIR / "manifest.json"
+    if not manifest.exists():
+        pytest.skip(f"no artifact bundle at {BUNDLE_DIR} (run bin/bundle build)")
+    binary = BUNDLE_DIR / json.loads(manifest.read_text())["minio"]["path"]
+    work = tmp_path_factory.mktemp("minio-tls")
+    ca = _self_signed(work / "certs")
+    port, console = _free_port(), _free_port()
+    env = dict(os.environ, MINIO_ROOT_USER=ROOT_USER, MINIO_ROOT_PASSWORD=ROOT_PASSWORD, HOME=str(work))
+    log = work / "minio.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "server", "--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}",
+             "--certs-dir", str(work / "certs"), str(work / "data")],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        endpoint = f"https://127.0.0.1:{port}"
+        server = {"endpoint": endpoint, "work": work}
+        deadline = time.monotonic() + 60
+        while subprocess.run(
+            ["curl", "-fsS", "--cacert", str(ca), f"{endpoint}/minio/health/ready"], capture_output=True, check=False
+        ).returncode:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"MinIO with TLS did not become ready on {endpoint}; see {log}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        results, _ = play(server, [{"minio_bucket": {"name": "tls-bucket", "ca_file": str(ca)}}])
+        assert results[0]["changed"] is True
+        results, _ = play(server, [{"minio_bucket": {"name": "tls-bucket"}}])
+        assert results[0]["failed"] and "Cannot reach MinIO" in results[0]["msg"]
+        assert "CERTIFICATE_VERIFY_FAILED" in results[0]["msg"] or "certificate" in results[0]["msg"].lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

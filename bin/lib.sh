@@ -65,6 +65,7 @@ ensure_venv() {
   log "Creating the Python environment $VENV from requirements.txt"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt"
+  "$VENV/bin/pip" install -q --no-deps -e "$ROOT"
   echo "$want" >"$stamp"
 }
 

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from sensor_producer import make_message, valid_message
-from sensor_producer.cli import parse_args
-from tests import services
-from tests.services import create_topic
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))  # the package, also when it is not pip-installed
+
+from sensor_producer import make_message, valid_message  # noqa: E402
+from sensor_producer.cli import parse_args  # noqa: E402
+from tests import services  # noqa: E402
+from tests.services import create_topic  # noqa: E402
 
 kafka_service = services.kafka_service  # the real broker (session fixture)
-
-ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "sensor_producer"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
 def test_valid_messages_have_the_seed_schema():
@@ -81,6 +83,7 @@ def test_unreachable_broker_fails_fast_with_one_line():
         text=True,
         timeout=60,
         check=False,
+        env=ENV,
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
@@ -111,7 +114,7 @@ def test_cli_sends_count_messages_at_rate(kafka_service):
     r = subprocess.run(
         [*CLI, "--bootstrap-servers", kafka_service.bootstrap, "--topic", "producer_count", "--count", "300",
          "--rate", "200", "--malformed-fraction", "0.1", "--seed", "4"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env=ENV,
     )  # fmt: skip
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
@@ -126,7 +129,7 @@ def test_ctrl_c_flushes_and_prints_a_summary(kafka_service):
     proc = subprocess.Popen(
         [*CLI, "--bootstrap-servers", kafka_service.bootstrap, "--topic", "producer_forever", "--forever",
          "--rate", "500", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     time.sleep(4)
     proc.send_signal(signal.SIGINT)

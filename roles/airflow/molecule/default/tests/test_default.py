@@ -32,7 +32,8 @@ def _secret(name: str) -> str:
 
 def _cli_json(*args: str) -> object:
     out = AIRFLOW.check_output(f"{CLI} {' '.join(args)} --output json 2>/dev/null")
-    return json.loads(out[out.index("[") if "[" in out else out.index("{") :])
+    # Airflow may log lines before the JSON document: take the last line that is JSON.
+    return json.loads([line for line in out.splitlines() if line.startswith(("[", "{"))][-1])
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -69,14 +70,10 @@ def test_login_page_from_another_host() -> None:
 
 def test_admin_gets_a_token_and_reads_the_api() -> None:
     body = json.dumps({"username": "admin", "password": _secret("airflow_admin")})
-    out = PG.check_output(
-        f"curl -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token"
-    )
+    out = PG.check_output(f"curl -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token")
     token = json.loads(out)["access_token"]
     assert token.count(".") == 2  # a JWT
-    dags = json.loads(
-        PG.check_output(f"curl -fsS -H 'Authorization: Bearer {token}' '{URL}/api/v2/dags?limit=100'")
-    )
+    dags = json.loads(PG.check_output(f"curl -fsS -H 'Authorization: Bearer {token}' '{URL}/api/v2/dags?limit=100'"))
     assert {d["dag_id"] for d in dags["dags"]} >= DAG_IDS
 
 
@@ -118,7 +115,7 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
     assert (int(conn["port"]) if conn["port"] else None) == port
     assert conn["login"] == login
     if conn_id == "minio_s3":
-        assert json.loads(conn["extra"])["endpoint_url"] == "http://minio01:9000"
+        assert conn["extra_dejson"]["endpoint_url"] == "http://minio01:9000"
 
 
 def test_variables() -> None:
@@ -128,12 +125,18 @@ def test_variables() -> None:
 
 
 def test_metadata_connection_works_from_airflow() -> None:
-    """The stored metadata connection's credentials really log in to PostgreSQL."""
-    out = AIRFLOW.check_output(
-        f"{CLI} --python -c \"from airflow.providers.postgres.hooks.postgres import PostgresHook; "
-        "print(PostgresHook('postgres_airflow_metadata').get_first('select count(*) from dag')[0])\" 2>/dev/null"
+    """The stored metadata connection's credentials really log in to PostgreSQL from airflow01."""
+    conn = _cli_json("connections", "get", "postgres_airflow_metadata")[0]
+    script = (
+        "import os, psycopg2; c = psycopg2.connect(host=os.environ['H'], port=os.environ['P'], "
+        "user=os.environ['U'], password=os.environ['W'], dbname=os.environ['D']); "
+        "cur = c.cursor(); cur.execute('SELECT count(*) FROM dag'); print(cur.fetchone()[0])"
     )
-    assert int(out.strip().splitlines()[-1]) >= len(DAG_IDS)
+    out = AIRFLOW.check_output(
+        f"H={conn['host']} P={conn['port']} U={conn['login']} W='{conn['password']}' D={conn['schema']} "
+        f'/opt/airflow/venv/bin/python -c "{script}"'
+    )
+    assert int(out.strip()) >= len(DAG_IDS)
 
 
 def test_fixture_api_serves_quotes() -> None:

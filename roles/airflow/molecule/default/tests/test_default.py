@@ -119,9 +119,12 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
 
 
 def test_variables() -> None:
-    url = AIRFLOW.check_output(f"{CLI} variables get chplatform_api_quotes_url 2>/dev/null").strip()
-    assert url == "http://airflow01:8000/quotes.json"
-    assert AIRFLOW.check_output(f"{CLI} variables get chplatform_datasets_bucket 2>/dev/null").strip() == "datasets"
+    def get(key: str) -> str:
+        return AIRFLOW.check_output(f"{CLI} variables get {key} 2>/dev/null").strip().splitlines()[-1]
+
+    assert get("chplatform_api_quotes_url") == "http://airflow01:8000/quotes.json"
+    assert get("chplatform_datasets_bucket") == "datasets"
+    assert get("chplatform_backup_keep_full") == "4"
 
 
 def test_metadata_connection_works_from_airflow() -> None:

@@ -213,14 +213,18 @@ def run_chdb(config: Path, db_dir: Path, queries: dict[str, str], timeout: int =
 
     Returns {name: {"rows": [...]}} or {name: {"error": "..."}}. A child process because chdb can
     load one configuration per process, and its global destructors can abort at interpreter exit
-    after S3 use (the child leaves with os._exit once its results are written).
+    after S3 use or hang in close() (the child leaves with os._exit once its results are written).
     """
 
     payload = json.dumps({"config": str(config), "db": str(db_dir), "queries": queries})
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.clickhouse_helpers"],
-        input=payload, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.clickhouse_helpers"],
+            input=payload, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        progress = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise AssertionError(f"the chdb worker hung for {timeout} s; its last steps:\n{progress[-2000:]}") from None
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("CHDB-RESULTS "):
             return json.loads(line.removeprefix("CHDB-RESULTS "))
@@ -239,12 +243,14 @@ def _chdb_worker() -> None:
     else:
         cur = conn.cursor()
         for name, query in job["queries"].items():
+            print(f"chdb worker: {name}", file=sys.stderr, flush=True)
             try:
                 cur.execute(query)
                 results[name] = {"rows": [list(map(str, row)) for row in (cur.fetchall() or [])]}
             except Exception as exc:
                 results[name] = {"error": str(exc)}
-        conn.close()
+        # No conn.close(): with a (read-only) replicated table on the test coordination it can hang;
+        # the process ends with os._exit below, MinIO and the data directory are discarded anyway.
     print("CHDB-RESULTS " + json.dumps(results), flush=True)
     sys.stderr.flush()
     os._exit(0)

@@ -44,10 +44,12 @@ QUERIES = {
     "insert_new": "INSERT INTO tiered_t SELECT today(), number FROM numbers(10)",
     "parts": "SELECT disk_name, sum(rows) FROM system.parts WHERE table = 'tiered_t' AND active "
     "GROUP BY disk_name ORDER BY disk_name",
-    "backup": "BACKUP TABLE tiered_t TO Disk('backups', 'chdb-test')",
-    "drop": "DROP TABLE tiered_t SYNC",
-    "restore": "RESTORE TABLE tiered_t FROM Disk('backups', 'chdb-test')",
-    "restored": "SELECT count() FROM tiered_t",
+    "create_plain": "CREATE TABLE plain_t (id UInt64) ENGINE = MergeTree ORDER BY id",
+    "insert_plain": "INSERT INTO plain_t SELECT number FROM numbers(1010)",
+    "backup": "BACKUP TABLE plain_t TO Disk('backups', 'chdb-test')",
+    "drop": "DROP TABLE plain_t SYNC",
+    "restore": "RESTORE TABLE plain_t FROM Disk('backups', 'chdb-test')",
+    "restored": "SELECT count() FROM plain_t",
     "write_dataset": "INSERT INTO FUNCTION s3(s3_datasets, filename = 'chdb-probe.csv', format = 'CSV', "
     "structure = 'x UInt8') SELECT 7",
     "read_dataset": "SELECT x FROM s3(s3_datasets, filename = 'chdb-probe.csv', format = 'CSV', structure = 'x UInt8')",
@@ -115,6 +117,7 @@ def test_old_parts_go_to_minio_cold_tier(lab_results):
 
 def test_backup_to_minio_and_restore(lab_results):
     results, objects = lab_results
+    rows(results, "insert_plain")
     assert rows(results, "backup")[0][1] == "BACKUP_CREATED"
     rows(results, "drop")
     assert rows(results, "restore")[0][1] == "RESTORED"

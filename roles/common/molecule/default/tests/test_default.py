@@ -8,9 +8,7 @@ import time
 import pytest
 import testinfra.utils.ansible_runner
 
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
-    os.environ["MOLECULE_INVENTORY_FILE"]
-).get_hosts("all")
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
 
 PKI = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "pki")
 BUNDLE = os.path.join(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"), "bundle")
@@ -61,7 +59,7 @@ def https_on_node02():
         "c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('/srv/tls/server.crt','/srv/tls/server.key');"
         "s.socket=c.wrap_socket(s.socket, server_side=True); s.serve_forever()"
     )
-    server.run(f"systemd-run --unit=tls-test --collect python3 -c \"{script}\"")
+    server.run(f'systemd-run --unit=tls-test --collect python3 -c "{script}"')
     for _ in range(20):
         if server.run("ss -ltn | grep -q ':8443 '").rc == 0:
             break

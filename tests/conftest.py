@@ -2,9 +2,11 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"))
@@ -34,3 +36,24 @@ def run_playbook(playbook: str | Path, *args: str, timeout: int = 300, **env: st
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def local_inventory(tmp_path: Path, children: dict, **host_vars) -> str:
+    """Write an inventory whose hosts all run on this controller (connection local), return its path.
+
+    ``children`` maps group names to their hosts ({"kafka": {"k1": {...}}}); keyword arguments
+    become variables of every host."""
+    data = {
+        "all": {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_become": False,
+                "ansible_python_interpreter": sys.executable,
+                **host_vars,
+            },
+            "children": {group: {"hosts": hosts} for group, hosts in children.items()},
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)

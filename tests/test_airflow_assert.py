@@ -3,12 +3,9 @@
 Runs playbooks/airflow.yml limited to the `airflow:assert` tag against throw-away local inventories.
 """
 
-import sys
-
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, local_inventory, run_playbook
 
 GOOD = {
     "airflow_db_host": "pg01",
@@ -22,24 +19,11 @@ GOOD = {
 
 
 def run_assert(tmp_path, **overrides):
-    data = {
-        "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_become": False,
-                "ansible_python_interpreter": sys.executable,
-                **GOOD,
-                **overrides,
-            },
-            "children": {"airflow": {"hosts": {"af1": {}}}},
-        }
-    }
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(data))
+    inv = local_inventory(tmp_path, {"airflow": {"af1": {}}}, **{**GOOD, **overrides})
     return run_playbook(
         ROOT / "playbooks" / "airflow.yml",
         "-i",
-        str(inv),
+        inv,
         "--tags",
         "airflow:assert",
         ANSIBLE_FACT_CACHING="memory",

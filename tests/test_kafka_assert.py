@@ -3,33 +3,16 @@
 Runs playbooks/kafka.yml limited to the `kafka:assert` tag against throw-away local inventories.
 """
 
-import sys
-
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, local_inventory, run_playbook
 
 SHA = "0" * 64
 
 
 def inventory(tmp_path, hosts: dict, **group_vars) -> str:
-    data = {
-        "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_become": False,
-                "ansible_python_interpreter": sys.executable,
-                "kafka_artifact_sha256": SHA,
-                "kafka_data_dir": str(tmp_path / "data"),
-                **group_vars,
-            },
-            "children": {"kafka": {"hosts": hosts}},
-        }
-    }
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
+    defaults = {"kafka_artifact_sha256": SHA, "kafka_data_dir": str(tmp_path / "data")}
+    return local_inventory(tmp_path, {"kafka": hosts}, **{**defaults, **group_vars})
 
 
 def run_assert(tmp_path, hosts: dict, **group_vars):

@@ -3,12 +3,9 @@
 Runs playbooks/superset.yml limited to the `superset:assert` tag against throw-away local inventories.
 """
 
-import sys
-
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, local_inventory, run_playbook
 
 GOOD = {
     "superset_secret_key": "k" * 48,
@@ -19,27 +16,12 @@ GOOD = {
 
 
 def run_assert(tmp_path, **group_vars):
-    data = {
-        "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_become": False,
-                "ansible_python_interpreter": sys.executable,
-                **group_vars,
-            },
-            "children": {
-                "superset": {"hosts": {"ss1": {}}},
-                "postgres": {"hosts": {"pg1": {}}},
-                "clickhouse": {"hosts": {"ch1": {}}},
-            },
-        }
-    }
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(yaml.safe_dump(data))
+    groups = {"superset": {"ss1": {}}, "postgres": {"pg1": {}}, "clickhouse": {"ch1": {}}}
+    inv = local_inventory(tmp_path, groups, **group_vars)
     return run_playbook(
         ROOT / "playbooks" / "superset.yml",
         "-i",
-        str(inv),
+        inv,
         "--tags",
         "superset:assert",
         ANSIBLE_FACT_CACHING="memory",

@@ -24,6 +24,10 @@ die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" = 0 ]; }
 
+# Debian packages the controller needs: debootstrap (lab image), xmllint (ClickHouse config
+# checks), git, PostgreSQL (pytest starts a real one), Chromium + fonts (the UI checks).
+CONTROLLER_PACKAGES=(debootstrap libxml2-utils git postgresql chromium fonts-liberation)
+
 apt_install() {
   # apt_install PKG... : install Debian packages on the controller when missing.
   local missing=()

@@ -1,0 +1,14 @@
+"""`ansible-playbook converge.yml --check --diff` on the converged airflow scenario changes nothing and leaks no secret."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
+
+from converge_check import check_diff_is_clean  # noqa: E402
+
+
+def test_check_diff_on_converged_hosts_changes_nothing() -> None:
+    check_diff_is_clean()

@@ -74,14 +74,39 @@ def screenshot(page, name: str) -> Path:
 
 
 def fab_login(page, url: str, username: str, password: str) -> None:
-    """Log in through a Flask-AppBuilder login form (Airflow's FAB auth manager, Superset).
+    """Log in through the login form at ``url`` (Airflow's FAB auth manager, Superset) and wait
+    until the browser has left the login page. Fails with the page's own message (and a
+    screenshot) when it stays there."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    Fails naming the page's own message when the form comes back (wrong password, CSRF)."""
-    page.goto(url, wait_until="domcontentloaded")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    with page.expect_navigation(wait_until="domcontentloaded"):
-        page.click("[type=submit]")
-    if page.locator("input[name=password]").count() > 0:
-        alerts = page.locator(".alert, [role=alert]").all_inner_texts()
-        pytest.fail(f"login as {username} at {url} failed; the page says: {' | '.join(alerts) or page.title()}")
+    page.goto(url, wait_until="networkidle")  # a React login form must be rendered before it is filled
+    user = page.locator("input[name=username], input#username").first
+    secret = page.locator("input[name=password], input#password").first
+    user.fill(username)
+    secret.fill(password)
+    if user.input_value() != username or not secret.input_value():
+        pytest.fail(f"the login form at {url} did not keep the typed values")
+    secret.press("Enter")
+    try:
+        page.wait_for_url(lambda current: "/login" not in current, timeout=TIMEOUT_MS)
+    except PlaywrightTimeout:
+        alerts = page.locator(".alert, [role=alert], .ant-message, .ant-form-item-explain").all_inner_texts()
+        shot = screenshot(page, "login-failed")
+        said = " | ".join(alerts) or page.title()
+        pytest.fail(f"login as {username} at {url} failed; the page says: {said} (screenshot {shot})")
+
+
+def wait_for_texts(page, texts: list[str], what: str) -> str:
+    """Wait until every text is in the page's visible text; return that text.
+
+    On timeout, keep a screenshot (<what>-timeout.png) and fail naming the texts still missing."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("texts => texts.every(t => document.body.innerText.includes(t))", arg=texts)
+    except PlaywrightTimeout:
+        body = page.inner_text("body")
+        shot = screenshot(page, f"{what}-timeout")
+        missing = [t for t in texts if t not in body]
+        pytest.fail(f"{what}: not on the page after {TIMEOUT_MS // 1000} s: {missing} (screenshot {shot})")
+    return page.inner_text("body")

@@ -1,4 +1,4 @@
-"""`ansible-playbook converge.yml --check --diff` on the converged airflow scenario changes nothing and leaks no secret."""
+"""`converge.yml --check --diff` on the converged airflow scenario: nothing to change, no secret printed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
 
-from converge_check import check_diff_is_clean  # noqa: E402
+from converge_check import check_diff_is_clean
 
 
 def test_check_diff_on_converged_hosts_changes_nothing() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser import chromium_page, container_url, fab_login, screenshot  # noqa: E402
+from browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts  # noqa: E402
 from test_default import DAG_IDS, _secret  # noqa: E402
 
 
@@ -17,10 +17,9 @@ def test_ui_login_lists_the_dags() -> None:
     with chromium_page() as page:
         fab_login(page, f"{url}/auth/login/", "admin", _secret("airflow_admin"))
         page.goto(f"{url}/dags", wait_until="domcontentloaded")
-        # The DAG list is rendered by the React UI after its API calls: wait for the last DAG id.
-        page.get_by_text(sorted(DAG_IDS)[-1], exact=True).first.wait_for()
+        # The DAG list is rendered by the React UI after its API calls.
+        body = wait_for_texts(page, sorted(DAG_IDS), "airflow-dags")
         shot = screenshot(page, "airflow-dags")
-        body = page.inner_text("body")
     missing = sorted(d for d in DAG_IDS if d not in body)
     assert not missing, f"DAG ids not on the UI's DAG list: {missing}"
     assert shot.stat().st_size > 10_000, "the screenshot is (nearly) empty"

@@ -1,8 +1,9 @@
 """The DAGs' SQL (files/airflow/dags/chplatform_common/sql.py) run in an embedded ClickHouse (chdb)
 against the platform's real schema (files/clickhouse/init_db, single-node rendering).
 
-Parts that need a ClickHouse server (the pg_prod / s3_datasets named collections, the 'backups'
-disk) are syntax-checked with formatQuery and their execution is skipped by name.
+Here the sources are local tables and files; the same statements against the real PostgreSQL and
+MinIO (through the pg_prod / s3_datasets named collections, and BACKUP/RESTORE on the MinIO-backed
+'backups' disk) run in tests/test_init_db_engine.py.
 """
 
 # ruff: noqa: E501, S608, S701  (SQL text and CSV data of tests; templates render SQL, not HTML)
@@ -135,13 +136,6 @@ def test_pg_to_ch_postgres_form_parses(ch) -> None:
     parses(ch, sql.source_count_sql("vehicles"))
 
 
-@pytest.mark.skip(
-    reason="pg_to_ch against postgresql(pg_prod, ...): needs a ClickHouse server with the pg_prod named collection"
-)
-def test_pg_to_ch_against_postgres() -> None:
-    raise AssertionError("covered by the lab, not here")
-
-
 def test_api_quotes_load_dedups(ch) -> None:
     payload = json.loads((ROOT / "files/airflow/fixtures/quotes.json").read_text())
     rows = parse_quotes(payload, source="fixture")
@@ -222,10 +216,3 @@ def test_backup_statements_parse(ch) -> None:
 def test_backup_queries_run_on_system_backups(ch) -> None:
     assert q(ch, sql.last_backup_sql()) == []
     assert q(ch, sql.backup_status_sql("no-such-id")) == []
-
-
-@pytest.mark.skip(
-    reason="clickhouse_backup BACKUP/RESTORE to Disk('backups'): needs a ClickHouse server with the backups disk"
-)
-def test_backup_and_restore_on_a_server() -> None:
-    raise AssertionError("covered by the lab, not here")

@@ -268,7 +268,7 @@ TRIP_COLUMNS = [
 ]  # fmt: skip
 
 
-def trips_csv(n_old: int, n_recent: int) -> tuple[bytes, str, str]:
+def trips_csv(n_old: int, n_recent: int, first_id: int = 1) -> tuple[bytes, str, str]:
     rng = random.Random(5)
     now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     old_day, recent_day = now - timedelta(days=90), now - timedelta(hours=1)
@@ -279,7 +279,7 @@ def trips_csv(n_old: int, n_recent: int) -> tuple[bytes, str, str]:
         start = (old_day if i < n_old else recent_day) - timedelta(minutes=rng.randrange(0, 30))
         fare = round(rng.uniform(3, 60), 2)
         w.writerow([
-            i + 1, start, start + timedelta(minutes=rng.randrange(2, 50)), -73.98, 40.75, -73.95, 40.78,
+            first_id + i, start, start + timedelta(minutes=rng.randrange(2, 50)), -73.98, 40.75, -73.95, 40.78,
             rng.randrange(1, 5), round(rng.uniform(0.3, 20), 2), fare, 0.5, 2.0, 0.0, fare + 2.5,
             rng.choice(["CSH", "CRE", "NOC", "DIS", "UNK"]), "Midtown-Midtown South", "Upper West Side",
         ])  # fmt: skip
@@ -346,6 +346,138 @@ def test_ext_tables_accept_their_loads(engine):
         )
     ex.execute("OPTIMIZE TABLE ext.api_quotes FINAL")
     assert ex.scalar("SELECT count() FROM ext.api_quotes") == 1
+
+
+# --------------------------------------------------------------------------- the DAGs' SQL on these services
+# The statements the DAGs send (files/airflow/dags/chplatform_common/sql.py), run here against the
+# real PostgreSQL and MinIO through the same named collections the servers get (pg_prod, s3_datasets).
+
+
+def dag_sql():
+    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
+    from chplatform_common import sql
+
+    return sql
+
+
+def test_pg_to_ch_copies_incrementally_from_postgresql(engine, pg_service):
+    """pg_to_ch's watermark → incremental copy → counts, twice, then a change made in PostgreSQL."""
+    ex, sql, table = engine["ex"], dag_sql(), "vendors"
+    ex.execute(f"TRUNCATE TABLE prod.{table}")
+    cols = [
+        r[0]
+        for r in ex.execute(
+            f"SELECT name FROM system.columns WHERE database = 'prod' AND table = '{table}' ORDER BY position"
+        )
+    ]
+
+    def run() -> tuple[int, int]:
+        watermark = ex.scalar(sql.watermark_sql(table)) or "1970-01-01 00:00:00"
+        ex.execute(sql.incremental_copy_sql(table, cols, watermark))
+        return ex.scalar(sql.count_sql(table)), ex.scalar(sql.source_count_sql(table))
+
+    copied, source = run()
+    assert copied == source == int(pg_service.psql("prod", f"SELECT count(*) FROM {table}")) > 0
+    assert run() == (source, source), "a second run for the same interval must not add rows"
+    pg_service.psql(
+        "prod",
+        f"UPDATE {table} SET name = name || ' (renamed)', updated_at = now() "
+        f"WHERE vendor_id = (SELECT min(vendor_id) FROM {table})",
+    )
+    assert run() == (source, source)
+    assert ex.scalar(f"SELECT countIf(name LIKE '% (renamed)') FROM prod.{table} FINAL") == 1
+
+
+def test_trips_load_reads_parquet_from_minio_once(engine, minio_service):
+    """trips_load over a Parquet file written by pyarrow into the datasets bucket: checks, load, re-load."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    ex, sql = engine["ex"], dag_sql()
+    data, _, _ = trips_csv(60, 40, first_id=500_001)
+    table = pa_csv.read_csv(io.BytesIO(data))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    minio_service.client().put_object("datasets", "trips/trips_sample.parquet", io.BytesIO(buf.getvalue()), buf.tell())
+    source = sql.s3_source("trips/trips_sample.parquet", "Parquet")
+    assert ex.scalar(sql.rows_sql(source)) == 100
+    assert ex.scalar(sql.trips_bad_rows_sql(source)) == 0
+    before = ex.scalar("SELECT count() FROM datamart.trips")
+    for _ in range(2):
+        ex.execute(sql.trips_load_sql(source))
+    assert ex.scalar("SELECT count() FROM datamart.trips") == before + 100
+    assert ex.scalar("SELECT count() FROM datamart.trips WHERE trip_id BETWEEN 500001 AND 500100") == 100
+
+
+NETFLIX_CSV = "\n".join([
+    "show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description",
+    's1,Movie,Dick Johnson Is Dead,Kirsten Johnson,,United States,"September 25, 2021",2020,PG-13,90 min,Docs,A film.',
+    's2,TV Show,Blood & Water,,"Ama Qamata, Khosi Ngema",South Africa,"September 24, 2021",2021,TV-MA,2 Seasons,'
+    '"International TV Shows, TV Dramas",A series.',
+    's3,TV Show,Ganglands,Julien Leclercq,Sami Bouajila,,"September 24, 2021",2021,TV-MA,1 Season,Crime TV,Another.',
+]) + "\n"  # fmt: skip
+
+
+def test_file_to_ext_loads_the_csv_from_minio(engine, minio_service):
+    """file_to_ext over a CSV in the datasets bucket: bad-row check, load twice, deduplicate."""
+    ex, sql = engine["ex"], dag_sql()
+    client = minio_service.client()
+    data = NETFLIX_CSV.encode()
+    client.put_object("datasets", "netflix_titles.csv", io.BytesIO(data), len(data))
+    source = sql.s3_source("netflix_titles.csv", "CSVWithNames")
+    assert ex.scalar(sql.bad_rows_sql(source)) == 0
+    for _ in range(2):
+        ex.execute(sql.netflix_load_sql(source))
+    ex.execute(sql.optimize_final_sql("ext.netflix_titles"))
+    assert ex.scalar("SELECT count() FROM ext.netflix_titles") == 3
+    assert ex.execute("SELECT show_id, director IS NULL, toString(date_added) FROM ext.netflix_titles ORDER BY 1") == [
+        ("s1", 0, "2021-09-25"),
+        ("s2", 1, "2021-09-24"),
+        ("s3", 0, "2021-09-24"),
+    ]
+    # A file with an impossible year is caught by the check the DAG runs before loading.
+    bad = (NETFLIX_CSV.splitlines()[0] + "\ns9,Movie,Old,,,,,1800,,,Dramas,x\n").encode()
+    client.put_object("datasets", "netflix_bad.csv", io.BytesIO(bad), len(bad))
+    assert ex.scalar(sql.bad_rows_sql(sql.s3_source("netflix_bad.csv", "CSVWithNames"))) == 1
+
+
+def test_clickhouse_backup_full_then_incremental_then_restore(engine, minio_service):
+    """clickhouse_backup's statements on the MinIO-backed 'backups' disk: a full backup, an incremental
+    one on top of it (its base found the way the DAG finds it), then the restore.yml statement."""
+    ex, sql = engine["ex"], dag_sql()
+    databases = ["prod", "ext", "datamart"]
+    insert = "INSERT INTO ext.api_quotes (quote_id, quote, author, tags, source) VALUES ({}, 'q', 'a', [], 'api')"
+    ex.execute(insert.format(901))
+
+    def backup(name: str, base: str | None = None) -> None:
+        backup_id = ex.execute(sql.backup_sql(databases, name, base=base))[0][0]
+        deadline = time.monotonic() + 120
+        while True:
+            status, error, files, _size = ex.execute(sql.backup_status_sql(backup_id))[0]
+            if status != "CREATING_BACKUP" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert (status, error) == ("BACKUP_CREATED", ""), f"backup {name}: {status} {error}"
+        assert int(files) > 0
+
+    stamp = uuid.uuid4().hex[:6]
+    full, incr = f"full_{stamp}", f"incr_{stamp}"
+    backup(full)
+    assert ex.scalar(sql.last_backup_sql(prefix="full_")) == full
+    ex.execute(insert.format(902))
+    backup(incr, base=ex.scalar(sql.last_backup_sql()))
+    assert ex.scalar(sql.last_backup_sql()) == incr
+    # RESTORE never overwrites data: as restore.yml says, rename (or drop) the database first.
+    with pytest.raises(Exception, match="already contains some data"):
+        ex.execute(sql.restore_sql(["ext"], incr))
+    ex.execute("RENAME DATABASE ext TO ext_before_restore")
+    status = ex.execute(sql.restore_sql(["ext"], incr))
+    assert status[0][1] == "RESTORED", status
+    assert ex.execute("SELECT quote_id FROM ext.api_quotes WHERE quote_id > 900 ORDER BY 1") == [(901,), (902,)]
+    for (table,) in ex.execute("SELECT name FROM system.tables WHERE database = 'ext_before_restore'"):
+        assert ex.scalar(f"SELECT count() FROM ext.{table}") == ex.scalar(
+            f"SELECT count() FROM ext_before_restore.{table}"
+        ), f"ext.{table} differs after the restore of the incremental chain {full} → {incr}"
 
 
 # --------------------------------------------------------------------------- named, not faked

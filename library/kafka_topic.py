@@ -29,7 +29,7 @@ description:
   - Partitions can only grow; a smaller count, or a different replication factor for an
     existing topic, fails with an explanation and changes nothing (both need a partition
     reassignment or a new topic, which this module does not do).
-  - C(configs) is the complete set of topic-level overrides when O(purge_configs=true): an
+  - C(configs) is the complete set of topic-level overrides when O(purge_configs=true); an
     override present on the topic but missing from C(configs) is removed (the topic falls back
     to the broker default).
   - Supports check mode and diff mode; C(changed) is true only when something was (or would be)

@@ -39,31 +39,8 @@ options:
       - C(true) enables object versioning, C(false) suspends it (a never-versioned bucket counts as off).
       - Omitted leaves versioning as it is.
     type: bool
-  endpoint:
-    description: URL of the S3 API.
-    type: str
-    default: http://127.0.0.1:9000
-  login_access_key:
-    description: Access key used to connect (the root user, or a user allowed to manage buckets).
-    type: str
-    required: true
-  login_secret_key:
-    description: Secret key used to connect.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the server's TLS certificate (https endpoints).
-    type: bool
-    default: true
-  ca_file:
-    description: CA bundle to verify the server with; the system store by default.
-    type: path
-  region:
-    description: Region name the server uses for request signing.
-    type: str
-    default: us-east-1
-requirements:
-  - minio (Python package, 7.2.x)
+extends_documentation_fragment:
+  - minio
 author: chplatform
 """
 

@@ -74,33 +74,10 @@ options:
     type: str
     choices: [on_mismatch, on_create]
     default: on_mismatch
-  endpoint:
-    description: URL of the MinIO server (S3 and admin API).
-    type: str
-    default: http://127.0.0.1:9000
-  login_access_key:
-    description: Root (or admin) access key.
-    type: str
-    required: true
-  login_secret_key:
-    description: Root (or admin) secret key.
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the server's TLS certificate (https endpoints).
-    type: bool
-    default: true
-  ca_file:
-    description: CA bundle to verify the server with; the system store by default.
-    type: path
-  region:
-    description: Region name the server uses for request signing.
-    type: str
-    default: us-east-1
 notes:
   - O(state=absent) removes the user and, when it exists, its canned policy O(policy_name).
-requirements:
-  - minio (Python package, 7.2.x)
+extends_documentation_fragment:
+  - minio
 author: chplatform
 """
 

@@ -1,0 +1,55 @@
+"""Every custom module (library/*.py): its documentation, with the shared fragments
+(doc_fragments/), names exactly the options its argument spec accepts.
+
+The documented options come from `ansible-doc --json`; the accepted ones from the module itself,
+called with its required options and one unknown option, which AnsibleModule refuses by listing
+every parameter it supports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, ansible_env
+
+MODULES = sorted(p.stem for p in (ROOT / "library").glob("*.py"))
+ANSIBLE = ROOT / ".venv" / "bin"
+# Options a module requires beyond `required` (its required_if rules, at their defaults).
+CONDITIONALLY_REQUIRED = {"minio_user": ["secret_key"]}
+
+
+def documented_options(module: str) -> dict:
+    out = subprocess.run(
+        [str(ANSIBLE / "ansible-doc"), "--json", "-t", "module", module],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return json.loads(out.stdout)[module]["doc"]["options"]
+
+
+def accepted_options(module: str, required: list[str]) -> set[str]:
+    args = " ".join(f"{name}=x" for name in required) + " chplatform_unknown_option=1"
+    out = subprocess.run(
+        [str(ANSIBLE / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+         "-e", f"ansible_python_interpreter={sys.executable}", "-m", module, "-a", args],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    found = re.search(r"Supported parameters include: ([^\"\n]+)", out.stdout)
+    assert found, f"{module} did not refuse an unknown option:\n{out.stdout[-1500:]}"
+    # Aliases are listed as "name (alias)"; keep the names.
+    return {re.sub(r"\s*\(.*\)$", "", p.strip()) for p in found.group(1).rstrip(".").split(",")}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_documented_options_are_the_accepted_ones(module: str) -> None:
+    doc = documented_options(module)
+    required = sorted(name for name, spec in doc.items() if spec.get("required"))
+    required += CONDITIONALLY_REQUIRED.get(module, [])
+    accepted = accepted_options(module, required)
+    assert set(doc) == accepted, (
+        f"{module}: documented but not accepted {sorted(set(doc) - accepted)}, "
+        f"accepted but not documented {sorted(accepted - set(doc))}"
+    )

@@ -11,13 +11,14 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, ansible_env
 
 MODULES = sorted(p.stem for p in (ROOT / "library").glob("*.py"))
-ANSIBLE = ROOT / ".venv" / "bin"
+ANSIBLE = Path(sys.executable).parent  # the venv that runs pytest has ansible
 # Options a module requires beyond `required` (its required_if rules, at their defaults).
 CONDITIONALLY_REQUIRED = {"minio_user": ["secret_key"]}
 

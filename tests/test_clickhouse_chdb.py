@@ -30,7 +30,7 @@ BUCKETS = ["clickhouse-cold", "clickhouse-backups", "datasets"]
 QUERIES = {
     "macros": "SELECT getMacro('cluster'), getMacro('shard'), getMacro('replica')",
     "collections": "SELECT name FROM system.named_collections ORDER BY name",
-    "disks": "SELECT name, type, object_storage_type, cache_path != '' FROM system.disks ORDER BY name",
+    "disks": "SELECT name, type, object_storage_type, cache_path != '', metadata_type FROM system.disks ORDER BY name",
     "policies": "SELECT policy_name, volume_name, disks FROM system.storage_policies "
     "ORDER BY policy_name, volume_priority",
     "clusters": "SELECT cluster, shard_num, replica_num, host_name FROM system.clusters "
@@ -90,6 +90,7 @@ def test_disks_and_policy(lab_results):
     disks = {r[0]: r[1:] for r in rows(lab_results[0], "disks")}
     assert disks["s3_cold"][:2] == ["ObjectStorage", "S3"]
     assert disks["backups"][:2] == ["ObjectStorage", "S3"]
+    assert disks["backups"][3] == "Plain", "backups must be an s3_plain disk: files stored under their names"
     assert disks["s3_cold_cache"][2] == "1", "s3_cold_cache is not a cache disk"
     assert disks["s3_cold"][2] == "0"
     tiered = [r for r in rows(lab_results[0], "policies") if r[0] == "tiered"]
@@ -122,7 +123,9 @@ def test_backup_to_minio_and_restore(lab_results):
     rows(results, "drop")
     assert rows(results, "restore")[0][1] == "RESTORED"
     assert rows(results, "restored") == [["1010"]]
-    assert objects["clickhouse-backups"] and all(n.startswith("main/") for n in objects["clickhouse-backups"])
+    # s3_plain: the backup is a directory named after it, with its own metadata (restorable anywhere).
+    assert objects["clickhouse-backups"] and all(n.startswith("main/chdb-test/") for n in objects["clickhouse-backups"])
+    assert "main/chdb-test/.backup" in objects["clickhouse-backups"]
 
 
 def test_datasets_collection_reads_and_writes_minio(lab_results):

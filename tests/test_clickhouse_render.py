@@ -160,6 +160,7 @@ def test_lab_storage_collections_logs_metrics(renders):
         assert cache.findtext("type") == "cache" and cache.findtext("disk") == "s3_cold"
         assert not cache.findtext("path").startswith("/"), "cache path must be relative to the cache base dir"
         assert disks.find("backups").findtext("endpoint") == "http://minio01:9000/clickhouse-backups/main/"
+        assert disks.find("backups").findtext("type") == "s3_plain"
         volumes = storage.find("storage_configuration/policies/tiered/volumes")
         assert volumes.findtext("hot/disk") == "default"
         assert volumes.findtext("cold/disk") == "s3_cold_cache"

@@ -53,6 +53,10 @@ def chdb_rewrite(sql: str) -> str:
     return kafka_standin(sql)
 
 
+# The role's layout: the 'backups' disk is s3_plain at <bucket>/<cluster>/ (see roles/clickhouse).
+BACKUPS_PREFIX = "main/"
+
+
 def engine_config(work: Path, pg, minio) -> str:
     s3_auth = (
         f"<access_key_id>{minio.access_key}</access_key_id><secret_access_key>{minio.secret_key}</secret_access_key>"
@@ -69,8 +73,8 @@ def engine_config(work: Path, pg, minio) -> str:
     <disks>
       <cold><type>s3</type><endpoint>{minio.endpoint}/clickhouse-cold/data/</endpoint>{s3_auth}
         <metadata_path>{work}/disks/cold/</metadata_path></cold>
-      <backups><type>s3</type><endpoint>{minio.endpoint}/clickhouse-backups/</endpoint>{s3_auth}
-        <metadata_path>{work}/disks/backups/</metadata_path></backups>
+      <backups><type>s3_plain</type><endpoint>{minio.endpoint}/clickhouse-backups/{BACKUPS_PREFIX}</endpoint>{s3_auth}
+      </backups>
     </disks>
     <policies><tiered><volumes>
       <hot><disk>default</disk></hot>
@@ -324,8 +328,9 @@ def test_trips_load_from_minio_tier_to_cold_and_back_up(engine, minio_service):
     name = f"pytest-{uuid.uuid4().hex[:8]}"
     status = ex.execute(f"BACKUP TABLE datamart.trips, TABLE parsed.sensor_data TO Disk('backups', '{name}')")
     assert status[0][1] == "BACKUP_CREATED", status
-    # An S3 disk stores blobs under generated keys (the names live in the disk's metadata).
-    assert list(minio_service.client().list_objects("clickhouse-backups", recursive=True)), "no backup in MinIO"
+    # s3_plain: the backup is the directory <prefix><name>/, with its own metadata.
+    keys = [o.object_name for o in minio_service.client().list_objects("clickhouse-backups", recursive=True)]
+    assert f"{BACKUPS_PREFIX}{name}/.backup" in keys, keys[:20]
     ex.execute("CREATE DATABASE IF NOT EXISTS restore_check")
     status = ex.execute(
         f"RESTORE TABLE datamart.trips AS restore_check.trips, TABLE parsed.sensor_data AS restore_check.sensor_data "
@@ -441,13 +446,18 @@ def test_file_to_ext_loads_the_csv_from_minio(engine, minio_service):
     assert ex.scalar(sql.bad_rows_sql(sql.s3_source("netflix_bad.csv", "CSVWithNames"))) == 1
 
 
-def test_clickhouse_backup_full_then_incremental_then_restore(engine, minio_service):
-    """clickhouse_backup's statements on the MinIO-backed 'backups' disk: a full backup, an incremental
-    one on top of it (its base found the way the DAG finds it), then the restore.yml statement."""
-    ex, sql = engine["ex"], dag_sql()
+def test_clickhouse_backup_chain_retention_and_restore(engine, minio_service):
+    """clickhouse_backup's statements and retention on the MinIO-backed 'backups' disk: a full backup,
+    an incremental one on it (its base found the way the DAG finds it), the restore.yml statement,
+    a second full backup, then retention (keep 1 full) deleting the first chain from the bucket the
+    way the DAG does, and a restore from what is left."""
+    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
+    from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes
+
+    ex, sql, client = engine["ex"], dag_sql(), minio_service.client()
     databases = ["prod", "ext", "datamart"]
     insert = "INSERT INTO ext.api_quotes (quote_id, quote, author, tags, source) VALUES ({}, 'q', 'a', [], 'api')"
-    ex.execute(insert.format(901))
+    day = datetime(2026, 3, 1, 1, 0)
 
     def backup(name: str, base: str | None = None) -> None:
         backup_id = ex.execute(sql.backup_sql(databases, name, base=base))[0][0]
@@ -460,24 +470,57 @@ def test_clickhouse_backup_full_then_incremental_then_restore(engine, minio_serv
         assert (status, error) == ("BACKUP_CREATED", ""), f"backup {name}: {status} {error}"
         assert int(files) > 0
 
-    stamp = uuid.uuid4().hex[:6]
-    full, incr = f"full_{stamp}", f"incr_{stamp}"
-    backup(full)
-    assert ex.scalar(sql.last_backup_sql(prefix="full_")) == full
+    def listed() -> list[str]:
+        objects = client.list_objects("clickhouse-backups", prefix=BACKUPS_PREFIX, recursive=False)
+        return names_from_prefixes([o.object_name for o in objects], BACKUPS_PREFIX)
+
+    def restore_and_compare(name: str) -> None:
+        # RESTORE never overwrites data: as restore.yml says, rename (or drop) the database first.
+        with pytest.raises(Exception, match="already contains some data"):
+            ex.execute(sql.restore_sql(["ext"], name))
+        ex.execute("DROP DATABASE IF EXISTS ext_before_restore SYNC")
+        ex.execute("RENAME DATABASE ext TO ext_before_restore")
+        assert ex.execute(sql.restore_sql(["ext"], name))[0][1] == "RESTORED"
+        for (table,) in ex.execute("SELECT name FROM system.tables WHERE database = 'ext_before_restore'"):
+            assert ex.scalar(f"SELECT count() FROM ext.{table}") == ex.scalar(
+                f"SELECT count() FROM ext_before_restore.{table}"
+            ), f"ext.{table} differs after restoring {name}"
+
+    full1, incr1 = backup_name("full", day), backup_name("incr", day.replace(hour=2))
+    ex.execute(insert.format(901))
+    backup(full1)
+    assert ex.scalar(sql.last_backup_sql(prefix="full_")) == full1
     ex.execute(insert.format(902))
-    backup(incr, base=ex.scalar(sql.last_backup_sql()))
-    assert ex.scalar(sql.last_backup_sql()) == incr
-    # RESTORE never overwrites data: as restore.yml says, rename (or drop) the database first.
-    with pytest.raises(Exception, match="already contains some data"):
-        ex.execute(sql.restore_sql(["ext"], incr))
-    ex.execute("RENAME DATABASE ext TO ext_before_restore")
-    status = ex.execute(sql.restore_sql(["ext"], incr))
-    assert status[0][1] == "RESTORED", status
+    backup(incr1, base=ex.scalar(sql.last_backup_sql()))
+    assert ex.scalar(sql.last_backup_sql()) == incr1
+    restore_and_compare(incr1)  # the chain full1 → incr1
     assert ex.execute("SELECT quote_id FROM ext.api_quotes WHERE quote_id > 900 ORDER BY 1") == [(901,), (902,)]
-    for (table,) in ex.execute("SELECT name FROM system.tables WHERE database = 'ext_before_restore'"):
-        assert ex.scalar(f"SELECT count() FROM ext.{table}") == ex.scalar(
-            f"SELECT count() FROM ext_before_restore.{table}"
-        ), f"ext.{table} differs after the restore of the incremental chain {full} → {incr}"
+
+    full2 = backup_name("full", day.replace(day=8))
+    backup(full2)
+    assert {full1, incr1, full2} <= set(listed())
+    expired = expired_backups(listed(), keep_full=1)
+    assert expired == [full1, incr1]
+    for name in expired:  # what the DAG's retention task does with S3Hook.delete_objects
+        for obj in client.list_objects("clickhouse-backups", prefix=f"{BACKUPS_PREFIX}{name}/", recursive=True):
+            client.remove_object("clickhouse-backups", obj.object_name)
+    assert full2 in listed() and not set(expired) & set(listed())
+    restore_and_compare(full2)  # the kept backup does not need the deleted chain
+
+
+def test_retention_keeps_chains_and_ignores_foreign_names():
+    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
+    from chplatform_common.backups import expired_backups, names_from_prefixes
+
+    names = names_from_prefixes(
+        ["main/full_20260101T0100/", "main/incr_20260101T0200/", "main/full_20260108T0100/",
+         "main/incr_20260108T0200/", "main/full_20260115T0100/", "main/manual-copy/", "main/"],
+        "main/",
+    )  # fmt: skip
+    assert "manual-copy" in names and "" not in names
+    assert expired_backups(names, keep_full=2) == ["full_20260101T0100", "incr_20260101T0200"]
+    assert expired_backups(names, keep_full=3) == []
+    assert expired_backups(names, keep_full=0) == [], "keep_full < 1 must never delete everything"
 
 
 # --------------------------------------------------------------------------- named, not faked

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from airflow.exceptions import AirflowFailException
 from airflow.sdk import Variable, dag, task
+from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes
 from chplatform_common.checks import require
 from chplatform_common.clickhouse import ch_client, ch_scalar
 from chplatform_common.defaults import DAG_KWARGS
@@ -27,20 +28,6 @@ BUCKET_VARIABLE = "chplatform_backups_bucket"
 PREFIX_VARIABLE = "chplatform_backups_prefix"
 KEEP_VARIABLE = "chplatform_backup_keep_full"
 POLL_SECONDS = 10
-
-
-def backup_name(kind: str, now: datetime) -> str:
-    """full_20260101T0100 / incr_20260101T0215: sortable by time."""
-    return f"{kind}_{now:%Y%m%dT%H%M}"
-
-
-def expired_backups(names: list[str], keep_full: int) -> list[str]:
-    """Backups to delete: everything older than the keep_full-th newest full backup."""
-    fulls = sorted(n for n in names if n.startswith("full_"))
-    if keep_full < 1 or len(fulls) <= keep_full:
-        return []
-    oldest_kept = fulls[-keep_full]
-    return sorted(n for n in names if n[5:] < oldest_kept[5:])
 
 
 def run_backup(kind: str) -> dict[str, object]:
@@ -89,7 +76,7 @@ def make_dag(dag_id: str, kind: str, schedule: str) -> None:
             keep = int(Variable.get(KEEP_VARIABLE))
             bucket, prefix = Variable.get(BUCKET_VARIABLE), Variable.get(PREFIX_VARIABLE)
             hook = S3Hook(aws_conn_id="minio_s3")
-            names = [p[len(prefix) :].strip("/") for p in hook.list_prefixes(bucket, prefix, "/") or []]
+            names = names_from_prefixes(hook.list_prefixes(bucket, prefix, "/") or [], prefix)
             if done["name"] not in names:
                 raise AirflowFailException(f"backup {done['name']} is not in s3://{bucket}/{prefix}")
             expired = expired_backups(names, keep)

@@ -13,20 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lab_secrets import lab_secret_values
 
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-SECRETS = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser() / "secrets"
-
-
-def lab_secret_values() -> dict[str, str]:
-    """Every generated lab secret (file name → value), long enough not to match by chance."""
-    values = {}
-    for path in sorted(SECRETS.glob("*")):
-        if path.is_file():
-            value = path.read_text().split()[0] if path.read_text().split() else ""
-            if len(value) >= 12:
-                values[path.name] = value
-    return values
 
 
 def check_diff_is_clean(timeout: int = 1200) -> str:

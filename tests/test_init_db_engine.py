@@ -30,7 +30,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "module_utils"))
+sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))  # the DAGs' helpers, importable without Airflow
 
+from chplatform_common import sql as dag_sql  # noqa: E402
+from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes  # noqa: E402
 from clickhouse_migrations import Runner, load_migrations, quote  # noqa: E402
 
 from tests import services  # noqa: E402
@@ -358,16 +361,9 @@ def test_ext_tables_accept_their_loads(engine):
 # real PostgreSQL and MinIO through the same named collections the servers get (pg_prod, s3_datasets).
 
 
-def dag_sql():
-    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
-    from chplatform_common import sql
-
-    return sql
-
-
 def test_pg_to_ch_copies_incrementally_from_postgresql(engine, pg_service):
     """pg_to_ch's watermark → incremental copy → counts, twice, then a change made in PostgreSQL."""
-    ex, sql, table = engine["ex"], dag_sql(), "vendors"
+    ex, sql, table = engine["ex"], dag_sql, "vendors"
     ex.execute(f"TRUNCATE TABLE prod.{table}")
     cols = [
         r[0]
@@ -398,7 +394,7 @@ def test_trips_load_reads_parquet_from_minio_once(engine, minio_service):
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    ex, sql = engine["ex"], dag_sql()
+    ex, sql = engine["ex"], dag_sql
     data, _, _ = trips_csv(60, 40, first_id=500_001)
     table = pa_csv.read_csv(io.BytesIO(data))
     buf = io.BytesIO()
@@ -425,7 +421,7 @@ NETFLIX_CSV = "\n".join([
 
 def test_file_to_ext_loads_the_csv_from_minio(engine, minio_service):
     """file_to_ext over a CSV in the datasets bucket: bad-row check, load twice, deduplicate."""
-    ex, sql = engine["ex"], dag_sql()
+    ex, sql = engine["ex"], dag_sql
     client = minio_service.client()
     data = NETFLIX_CSV.encode()
     client.put_object("datasets", "netflix_titles.csv", io.BytesIO(data), len(data))
@@ -451,10 +447,7 @@ def test_clickhouse_backup_chain_retention_and_restore(engine, minio_service):
     an incremental one on it (its base found the way the DAG finds it), the restore.yml statement,
     a second full backup, then retention (keep 1 full) deleting the first chain from the bucket the
     way the DAG does, and a restore from what is left."""
-    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
-    from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes
-
-    ex, sql, client = engine["ex"], dag_sql(), minio_service.client()
+    ex, sql, client = engine["ex"], dag_sql, minio_service.client()
     databases = ["prod", "ext", "datamart"]
     insert = "INSERT INTO ext.api_quotes (quote_id, quote, author, tags, source) VALUES ({}, 'q', 'a', [], 'api')"
     day = datetime(2026, 3, 1, 1, 0)
@@ -509,9 +502,6 @@ def test_clickhouse_backup_chain_retention_and_restore(engine, minio_service):
 
 
 def test_retention_keeps_chains_and_ignores_foreign_names():
-    sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))
-    from chplatform_common.backups import expired_backups, names_from_prefixes
-
     names = names_from_prefixes(
         ["main/full_20260101T0100/", "main/incr_20260101T0200/", "main/full_20260108T0100/",
          "main/incr_20260108T0200/", "main/full_20260115T0100/", "main/manual-copy/", "main/"],

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
+
+from lab_secrets import lab_secret
 
 AIRFLOW = testinfra.get_host("docker://airflow01")
 PG = testinfra.get_host("docker://afpg01")
@@ -23,11 +27,6 @@ DAG_IDS = {
     "trips_load",
 }
 URL = "http://airflow01:8080"
-
-
-def _secret(name: str) -> str:
-    state = os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")
-    return Path(state, "secrets", name).expanduser().read_text().split()[0]
 
 
 def _cli_json(*args: str) -> object:
@@ -69,7 +68,7 @@ def test_login_page_from_another_host() -> None:
 
 
 def test_admin_gets_a_token_and_reads_the_api() -> None:
-    body = json.dumps({"username": "admin", "password": _secret("airflow_admin")})
+    body = json.dumps({"username": "admin", "password": lab_secret("airflow_admin")})
     out = PG.check_output(f"curl -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token")
     token = json.loads(out)["access_token"]
     assert token.count(".") == 2  # a JWT

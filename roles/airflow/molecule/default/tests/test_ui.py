@@ -9,13 +9,14 @@ ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts  # noqa: E402
-from test_default import DAG_IDS, _secret  # noqa: E402
+from lab_secrets import lab_secret  # noqa: E402
+from test_default import DAG_IDS  # noqa: E402
 
 
 def test_ui_login_lists_the_dags() -> None:
     url = container_url("airflow01", 8080)
     with chromium_page() as page:
-        fab_login(page, f"{url}/auth/login/", "admin", _secret("airflow_admin"))
+        fab_login(page, f"{url}/auth/login/", "admin", lab_secret("airflow_admin"))
         page.goto(f"{url}/dags", wait_until="domcontentloaded")
         # The DAG list is rendered by the React UI after its API calls.
         body = wait_for_texts(page, sorted(DAG_IDS), "airflow-dags")

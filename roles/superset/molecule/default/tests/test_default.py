@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
+
+from lab_secrets import lab_secret
 
 testinfra_hosts = ["superset01"]
 
@@ -16,11 +20,6 @@ URL = "http://127.0.0.1:8088"
 CREDENTIALS = "/etc/superset/assets-credentials.json"
 IMPORT = "/opt/superset/venv/bin/python /opt/superset/bin/superset-import-assets"
 IMPORT_ARGS = "--url http://127.0.0.1:8088 --bundle /opt/superset/assets --stamp /data/superset/.assets-imported"
-SECRETS = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser() / "secrets"
-
-
-def lab_secret(name: str) -> str:
-    return (SECRETS / name).read_text().split()[0]
 
 
 def login(host, password: str | None = None) -> dict:

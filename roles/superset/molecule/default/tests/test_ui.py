@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[5]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts  # noqa: E402
-from test_default import lab_secret  # noqa: E402
+from lab_secrets import lab_secret  # noqa: E402
 
 # What a chart shows when its query cannot reach the scenario's ClickHouse address.
 NO_CLICKHOUSE = "Failed to resolve 'clickhouse.invalid'"

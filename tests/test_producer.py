@@ -131,11 +131,45 @@ def test_ctrl_c_flushes_and_prints_a_summary(kafka_service):
          "--rate", "500", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        # Interrupt once messages are flowing, not after a fixed delay: a slow start must not turn into a
+        # Ctrl-C during the connection (that case has its own test below).
+        flowing = count_messages(kafka_service, "producer_forever", 100, timeout=60)
+        assert flowing >= 100, f"the producer sent {flowing} messages in 60 s"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 0, err
     assert out.startswith("interrupted: sent "), out
     sent = int(out.split()[2])
     assert sent > 100
     assert count_messages(kafka_service, "producer_forever", sent) == sent
+
+
+def test_ctrl_c_while_connecting_exits_with_one_line():
+    """A broker address that accepts the connection but never answers: Ctrl-C during the wait is a
+    clean exit with one line, not a traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [*CLI, "--bootstrap-servers", f"127.0.0.1:{port}", "--count", "5", "--connect-timeout", "120"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        )  # fmt: skip
+        try:
+            conn, _ = silent.accept()  # the producer is connecting now
+            with conn:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip() == "sensor-producer: interrupted before a broker answered; nothing was sent", err
+    assert out == ""

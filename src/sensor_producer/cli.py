@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
+import signal
 import sys
+import threading
 import time
 
 from sensor_producer.producer import Stats, send_messages
@@ -72,12 +75,42 @@ def make_producer(bootstrap: str, timeout: float):
     )
 
 
+class Interrupts:
+    """Ctrl-C and SIGTERM, handled without KeyboardInterrupt: kafka-python's network loop can swallow
+    that exception, which would leave the producer running after a Ctrl-C.
+
+    Before the producer exists nothing has been sent, so the process exits at once. Afterwards the first
+    signal asks the sending loop to stop (what was sent is then flushed); a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.connected = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.handle)
+
+    def handle(self, _signum, _frame) -> None:
+        if not self.connected:
+            self.exit("interrupted before a broker answered; nothing was sent")
+        if self.stop.is_set():
+            self.exit("interrupted again: exiting without waiting for buffered messages")
+        self.stop.set()
+
+    @staticmethod
+    def exit(message: str) -> None:
+        print(f"\nsensor-producer: {message}", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # kafka-python logs every failed connection attempt; the one-line message below is enough.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     from kafka.errors import KafkaError
 
+    interrupts = Interrupts()
+    interrupts.install()
     try:
         producer = make_producer(args.bootstrap_servers, args.connect_timeout)
     except unreachable_errors():
@@ -87,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    interrupts.connected = True
 
     tty = sys.stderr.isatty()
 
@@ -96,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
     stats = Stats()
-    interrupted = False
     try:
         send_messages(
             producer,
@@ -108,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             sensors=args.sensors,
             on_progress=None if args.quiet else progress,
             stats=stats,
+            stop=interrupts.stop.is_set,
         )
-    except KeyboardInterrupt:
-        interrupted = True
     except KafkaError as exc:
         print(f"\nsensor-producer: Kafka error after {stats.sent} messages: {exc}", file=sys.stderr)
         producer.close(timeout=5)
@@ -125,9 +157,5 @@ def main(argv: list[str] | None = None) -> int:
     stats.finished = stats.finished or time.monotonic()
     if tty and not args.quiet:
         print(file=sys.stderr)
-    print(("interrupted: " if interrupted else "") + stats.summary())
+    print(("interrupted: " if interrupts.stop.is_set() else "") + stats.summary())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

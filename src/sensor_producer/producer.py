@@ -40,17 +40,18 @@ def send_messages(
     on_progress: Callable[[Stats], None] | None = None,
     progress_every: float = 1.0,
     stats: Stats | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Send ``count`` messages (None: until interrupted) at ``rate`` msg/s (0: as fast as possible).
 
     ``producer`` is a kafka-python KafkaProducer (anything with ``send(topic, value)``). The caller
     flushes and closes it; ``stats`` may be passed in so that the caller still has the numbers
-    after a KeyboardInterrupt.
+    after an interruption; ``stop`` is asked before each message (the CLI's Ctrl-C).
     """
     rng = rng or random.Random()  # noqa: S311  demo data, not cryptography
     stats = stats or Stats()
     next_progress = time.monotonic() + progress_every
-    while count is None or stats.sent < count:
+    while (count is None or stats.sent < count) and not (stop is not None and stop()):
         value, bad = make_message(rng, malformed_fraction, sensors)
         producer.send(topic, value=value)
         stats.sent += 1

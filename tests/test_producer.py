@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -124,24 +125,32 @@ def test_cli_sends_count_messages_at_rate(kafka_service):
     assert count_messages(kafka_service, "producer_count", 300) == 300
 
 
-def test_ctrl_c_flushes_and_prints_a_summary(kafka_service):
-    create_topic(kafka_service, "producer_forever")
-    proc = subprocess.Popen(
-        [*CLI, "--bootstrap-servers", kafka_service.bootstrap, "--topic", "producer_forever", "--forever",
-         "--rate", "500", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+@contextlib.contextmanager
+def producer_process(*args: str):
+    """The CLI as a child process; killed on the way out if a failed assertion left it running."""
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
-        # Interrupt once messages are flowing, not after a fixed delay: a slow start must not turn into a
-        # Ctrl-C during the connection (that case has its own test below).
-        flowing = count_messages(kafka_service, "producer_forever", 100, timeout=60)
-        assert flowing >= 100, f"the producer sent {flowing} messages in 60 s"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)
+
+
+def test_ctrl_c_flushes_and_prints_a_summary(kafka_service):
+    create_topic(kafka_service, "producer_forever")
+    args = ["--bootstrap-servers", kafka_service.bootstrap, "--topic", "producer_forever", "--forever", "--quiet"]
+    with producer_process(*args, "--rate", "500") as proc:
+        # Interrupt once messages are flowing, not after a fixed delay: a slow start must not turn into a
+        # Ctrl-C during the connection (that case has its own test below).
+        flowing = count_messages(kafka_service, "producer_forever", 100, timeout=60)
+        assert flowing >= 100, f"the producer sent {flowing} messages in 60 s"
+        out, err = interrupt(proc)
     assert proc.returncode == 0, err
     assert out.startswith("interrupted: sent "), out
     sent = int(out.split()[2])
@@ -157,19 +166,12 @@ def test_ctrl_c_while_connecting_exits_with_one_line():
         silent.listen()
         silent.settimeout(60)
         port = silent.getsockname()[1]
-        proc = subprocess.Popen(
-            [*CLI, "--bootstrap-servers", f"127.0.0.1:{port}", "--count", "5", "--connect-timeout", "120"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-        )  # fmt: skip
-        try:
+        with producer_process(
+            "--bootstrap-servers", f"127.0.0.1:{port}", "--count", "5", "--connect-timeout", "120"
+        ) as proc:
             conn, _ = silent.accept()  # the producer is connecting now
             with conn:
-                proc.send_signal(signal.SIGINT)
-                out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                out, err = interrupt(proc)
     assert proc.returncode == 130, err
     assert err.strip() == "sensor-producer: interrupted before a broker answered; nothing was sent", err
     assert out == ""

@@ -6,22 +6,25 @@ they travel to the client in a .pgpass file copied with `docker cp`, not on any 
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import testinfra
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
+
+from lab_secrets import lab_secret
+
 testinfra_hosts = ["docker://pg01"]
 
-LAB_STATE = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser()
 SECRETS = {"airflow": "postgresql_airflow", "superset": "postgresql_superset", "clickhouse": "postgresql_clickhouse"}
 WRONG = "certainly-not-the-password"
 
 
 def secret(user: str) -> str:
-    text = (LAB_STATE / "secrets" / SECRETS[user]).read_text().strip()
-    return text.split(" salt=")[0]
+    return lab_secret(SECRETS[user])
 
 
 def install_pgpass(container: str) -> None:

@@ -159,3 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(file=sys.stderr)
     print(("interrupted: " if interrupts.stop.is_set() else "") + stats.summary())
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -31,9 +31,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "module_utils"), str(ROOT / "src")]
+sys.path[:0] = [str(ROOT), str(ROOT / "collections"), str(ROOT / "src")]
 
-from clickhouse_migrations import Runner, load_migrations, quote  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+    Runner,
+    load_migrations,
+    quote,
+)
 
 from sensor_producer import send_messages  # noqa: E402
 from tests.services import (  # noqa: E402

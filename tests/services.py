@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -33,9 +32,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The producer package (src/), importable also when it is not pip-installed.
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
 CACHE_DIR = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"))
 BUNDLE_DIR = CACHE_DIR / "bundle"
 PG_BIN = Path(os.environ.get("CHPLATFORM_PG_BIN", "/usr/lib/postgresql/15/bin"))

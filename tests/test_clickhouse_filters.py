@@ -1,14 +1,8 @@
-"""Unit tests of filter_plugins/clickhouse.py (topology helpers)."""
+"""Unit tests of the chplatform.platform clickhouse filters (topology helpers)."""
 
 from __future__ import annotations
 
-import importlib.util
-
-from tests.conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location("clickhouse_filters", ROOT / "filter_plugins" / "clickhouse.py")
-f = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(f)
+from ansible_collections.chplatform.platform.plugins.filter import clickhouse as f
 
 HOSTVARS = {
     "replica01": {"clickhouse_shard": 1, "clickhouse_replica": "replica01", "clickhouse_keeper_server_id": 1},

@@ -23,7 +23,6 @@ chdb = pytest.importorskip("chdb")
 from chdb import session as chdb_session  # noqa: E402
 
 DAGS = ROOT / "files/airflow/dags"
-sys.path.insert(0, str(DAGS))
 sys.dont_write_bytecode = True
 from chplatform_common import sql  # noqa: E402
 from chplatform_common.quotes import parse_quotes  # noqa: E402

@@ -2,7 +2,7 @@
 """The single-node init_db rendering, end to end, in the real ClickHouse engine (chdb 26.9),
 against real PostgreSQL 15, Kafka 4.3 and MinIO started on this machine (tests/services.py).
 
-The migrations are applied by the module's own Runner (module_utils/clickhouse_migrations.py)
+The migrations are applied by the module's own Runner (plugins/module_utils/clickhouse_migrations.py of the collection)
 through a chdb executor. Two kinds of statement cannot run in chdb and are rewritten, by name:
 
 - the Kafka engine table (chdb has no message-broker schedule pool): replaced by a Null-engine
@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import random
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,12 +28,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "module_utils"))
-sys.path.insert(0, str(ROOT / "files" / "airflow" / "dags"))  # the DAGs' helpers, importable without Airflow
 
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+    Runner,
+    load_migrations,
+    quote,
+)
 from chplatform_common import sql as dag_sql  # noqa: E402
 from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes  # noqa: E402
-from clickhouse_migrations import Runner, load_migrations, quote  # noqa: E402
 
 from tests import services  # noqa: E402
 from tests.services import ChdbExecutor, chdb_connect, create_topic, is_rbac, kafka_standin, render_init_db  # noqa: E402

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
-    sys.path[:0] = [{root!r}, {root!r} + "/module_utils"]
+    sys.path[:0] = [{root!r}, {root!r} + "/collections"]
     from pathlib import Path
-    from clickhouse_migrations import load_migrations
+    from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import load_migrations
     from tests.services import ChdbExecutor, chdb_connect, render_init_db, is_rbac, kafka_standin
     work = Path({work!r})
     config = '''<clickhouse>

@@ -7,15 +7,13 @@ statements (which chdb cannot execute) and raises a syntax error with the positi
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "module_utils"))
 
-from clickhouse_migrations import load_migrations, quote  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import load_migrations, quote  # noqa: E402
 
 from tests.services import TOPOLOGIES, ChdbExecutor, chdb_connect, render_init_db  # noqa: E402
 

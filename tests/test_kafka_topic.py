@@ -1,26 +1,12 @@
 """Unit tests of the kafka_topic module's planning logic and of the role's id filter."""
 
 import base64
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
+from ansible_collections.chplatform.platform.plugins.filter import kafka as kafka_ids
+from ansible_collections.chplatform.platform.plugins.modules import kafka_topic
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-kafka_topic = _load("kafka_topic", ROOT / "library" / "kafka_topic.py")
-kafka_ids = _load("kafka_ids", ROOT / "roles" / "kafka" / "filter_plugins" / "kafka_ids.py")
 plan_topic = kafka_topic.plan_topic
 PlanError = kafka_topic.PlanError
 

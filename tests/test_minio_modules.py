@@ -4,7 +4,6 @@ on 127.0.0.1 for this module), run through ansible-playbook: idempotence, check 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -14,22 +13,13 @@ import time
 
 import pytest
 import yaml
+from ansible_collections.chplatform.platform.plugins.module_utils import minio_common as common
 
-from tests.conftest import BUNDLE_DIR, ROOT, run_playbook
+from tests.conftest import BUNDLE_DIR, run_playbook
 
 ROOT_USER = "molecule-root"
 ROOT_PASSWORD = "test-only-root-pw-0001"  # noqa: S105  throw-away server on 127.0.0.1
 SECRET = "svc-secret-value-7777"  # noqa: S105  throw-away server on 127.0.0.1
-
-
-def _load_common():
-    spec = importlib.util.spec_from_file_location("minio_common_under_test", ROOT / "module_utils" / "minio_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-common = _load_common()
 
 
 # --- pure functions ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Every custom module (library/*.py): its documentation, with the shared fragments
-(doc_fragments/), names exactly the options its argument spec accepts.
+"""Every module of the chplatform.platform collection: its documentation, with the shared fragments
+(plugins/doc_fragments/), names exactly the options its argument spec accepts.
 
 The documented options come from `ansible-doc --json`; the accepted ones from the module itself,
 called with its required options and one unknown option, which AnsibleModule refuses by listing
@@ -17,10 +17,11 @@ import pytest
 
 from tests.conftest import ROOT, ansible_env
 
-MODULES = sorted(p.stem for p in (ROOT / "library").glob("*.py"))
+COLLECTION = ROOT / "collections/ansible_collections/chplatform/platform"
+MODULES = sorted(f"chplatform.platform.{p.stem}" for p in (COLLECTION / "plugins/modules").glob("*.py"))
 ANSIBLE = Path(sys.executable).parent  # the venv that runs pytest has ansible
 # Options a module requires beyond `required` (its required_if rules, at their defaults).
-CONDITIONALLY_REQUIRED = {"minio_user": ["secret_key"]}
+CONDITIONALLY_REQUIRED = {"chplatform.platform.minio_user": ["secret_key"]}
 
 
 def documented_options(module: str) -> dict:

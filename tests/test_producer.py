@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))  # the package, also when it is not pip-installed
 
 from sensor_producer import make_message, valid_message  # noqa: E402
 from sensor_producer.cli import parse_args  # noqa: E402

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "module_utils"))
 
-from clickhouse_migrations import (  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
     Migration,
     MigrationError,
     Runner,

@@ -18,8 +18,8 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import split_statements
 
-from module_utils.clickhouse_migrations import split_statements
 from tests.conftest import ROOT
 
 BUNDLE = ROOT / "files" / "superset" / "assets"

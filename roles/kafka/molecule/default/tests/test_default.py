@@ -35,7 +35,7 @@ def py(name: str, script: str, timeout: int = 120) -> str:
 
 def ansible(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ansible against the scenario's inventory with the project's modules and roles."""
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROOT / "library"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
         [*args, "-i", INVENTORY], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=SCENARIO
@@ -48,7 +48,7 @@ def topic_module(args: dict, *extra: str) -> subprocess.CompletedProcess:
         "ansible",
         "kafka01",
         "-m",
-        "kafka_topic",
+        "chplatform.platform.kafka_topic",
         "-a",
         json.dumps(params),
         "-e",

@@ -210,8 +210,7 @@ def test_check_and_diff_on_the_converged_hosts_change_nothing(host):
         os.environ,
         ANSIBLE_CONFIG=str(repo / "ansible.cfg"),
         ANSIBLE_ROLES_PATH=str(repo / "roles"),
-        ANSIBLE_LIBRARY=str(repo / "library"),
-        ANSIBLE_MODULE_UTILS=str(repo / "module_utils"),
+        ANSIBLE_COLLECTIONS_PATH=str(repo / "collections"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
     )

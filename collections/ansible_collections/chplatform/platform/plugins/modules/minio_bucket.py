@@ -6,7 +6,7 @@ from __future__ import annotations
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import (
+from ansible_collections.chplatform.platform.plugins.module_utils.minio_common import (
     CONNECTION_ARGS,
     CONNECTION_ERRORS,
     S3Error,
@@ -40,7 +40,7 @@ options:
       - Omitted leaves versioning as it is.
     type: bool
 extends_documentation_fragment:
-  - minio
+  - chplatform.platform.minio
 author: chplatform
 """
 

@@ -7,7 +7,7 @@ import json
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import (
+from ansible_collections.chplatform.platform.plugins.module_utils.minio_common import (
     CONNECTION_ARGS,
     CONNECTION_ERRORS,
     MinioAdminException,
@@ -77,7 +77,7 @@ options:
 notes:
   - O(state=absent) removes the user and, when it exists, its canned policy O(policy_name).
 extends_documentation_fragment:
-  - minio
+  - chplatform.platform.minio
 author: chplatform
 """
 

@@ -1,6 +1,6 @@
 # Apache-2.0
-"""The connection options shared by the MinIO modules (library/minio_bucket.py, library/minio_user.py);
-their argument spec is module_utils/minio_common.py:CONNECTION_ARGS."""
+"""The connection options shared by the MinIO modules (modules minio_bucket and minio_user);
+their argument spec is plugins/module_utils/minio_common.py:CONNECTION_ARGS."""
 
 from __future__ import annotations
 

@@ -124,7 +124,12 @@ import hashlib
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.clickhouse_migrations import MigrationError, Runner, load_migrations, quote
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (
+    MigrationError,
+    Runner,
+    load_migrations,
+    quote,
+)
 
 try:
     from clickhouse_driver import Client

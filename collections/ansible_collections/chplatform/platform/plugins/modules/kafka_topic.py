@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
+    from kafka import TopicPartition
     from kafka.admin import ConfigResource, KafkaAdminClient
 
     HAS_KAFKA = True
@@ -21,17 +23,29 @@ except ImportError:  # pragma: no cover - depends on the host
 DOCUMENTATION = r"""
 ---
 module: kafka_topic
-short_description: Create, grow, configure or delete a Kafka topic through the admin API
+short_description: Create, grow, re-replicate, configure or delete a Kafka topic through the admin API
 description:
   - Compares the wanted topic (partitions, replication factor, topic-level configs) with what
     the cluster reports and applies only the difference, through the Kafka admin protocol
     (kafka-python, no shell tools).
-  - Partitions can only grow; a smaller count, or a different replication factor for an
-    existing topic, fails with an explanation and changes nothing (both need a partition
-    reassignment or a new topic, which this module does not do).
+  - Partitions can only grow; a smaller count fails with an explanation and changes nothing.
+    New partitions get an explicit, deterministic replica assignment.
+  - A different replication factor for an existing topic is reached by a partition reassignment
+    (AlterPartitionReassignments) that the module plans, throttles, waits for and cleans up
+    itself. Partitions keep their replicas (raising) or lose the most loaded ones (lowering);
+    added replicas and preferred leaders go to the least loaded brokers, deterministically, so
+    leaders and replicas spread over the brokers. While data moves, the replication traffic of
+    the moving partitions is throttled to O(reassignment_throttle) bytes per second per broker;
+    the module waits until every moved partition has its new replicas in sync (at most
+    O(reassignment_timeout) seconds), removes the throttle and elects the preferred leaders.
+    The plan (old and new replicas of each partition) is in RV(actions), RV(reassignment) and
+    the diff, also in check mode.
+  - A reassignment of the topic still running from an earlier, interrupted run is waited for
+    first; a replication throttle left behind by one is removed.
   - C(configs) is the complete set of topic-level overrides when O(purge_configs=true); an
     override present on the topic but missing from C(configs) is removed (the topic falls back
-    to the broker default).
+    to the broker default). The replication-throttle keys belong to the reassignment and are
+    never compared with C(configs).
   - Supports check mode and diff mode; C(changed) is true only when something was (or would be)
     changed.
 version_added: "1.0.0"
@@ -48,6 +62,13 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  create:
+    description:
+      - Create the topic when it is missing. C(false) leaves a missing topic alone and only
+        adjusts an existing one (for Kafka's internal topics, which the brokers create on
+        first use).
+    type: bool
+    default: true
   partitions:
     description:
       - Number of partitions. Omitted means the broker default at creation and no check later.
@@ -55,6 +76,7 @@ options:
   replication_factor:
     description:
       - Replicas per partition. Omitted means the broker default at creation and no check later.
+      - A different value for an existing topic starts a throttled partition reassignment.
     type: int
   configs:
     description:
@@ -66,6 +88,20 @@ options:
     description: Remove topic-level overrides that are not listed in O(configs).
     type: bool
     default: true
+  reassignment_throttle:
+    description:
+      - Replication throttle, in bytes per second per broker, for the partitions that a
+        reassignment moves (C(leader.replication.throttled.rate) and
+        C(follower.replication.throttled.rate) of the brokers involved). Removed when the
+        reassignment is complete. C(0) moves the data unthrottled.
+    type: int
+    default: 52428800
+  reassignment_timeout:
+    description:
+      - Seconds to wait for a reassignment to complete. On timeout the module fails; the
+        reassignment goes on in the cluster and the next run waits for it and cleans up.
+    type: int
+    default: 3600
   bootstrap_servers:
     description: Brokers to contact, as C(host:port) strings.
     type: list
@@ -78,7 +114,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Topic for the sensor readings
+- name: Topic for the sensor readings (raising replication_factor reassigns the partitions)
   kafka_topic:
     name: sensor_data
     partitions: 3
@@ -86,7 +122,16 @@ EXAMPLES = r"""
     configs:
       retention.ms: 604800000
       cleanup.policy: delete
+    reassignment_throttle: 52428800
     bootstrap_servers: [kafka01:9092, kafka02:9092, kafka03:9092]
+
+- name: Replicate the consumer offsets as the other topics, if the brokers created them already
+  kafka_topic:
+    name: __consumer_offsets
+    create: false
+    replication_factor: 3
+    purge_configs: false
+    bootstrap_servers: [kafka01:9092]
 
 - name: Drop an old topic
   kafka_topic:
@@ -106,21 +151,30 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["increase partitions 3 -> 6", "set config retention.ms=86400000"]
-before:
-  description: The topic as found (null when it did not exist).
+  sample: ["increase partitions of sensor_data 3 -> 6", "set config retention.ms=86400000 (was default)"]
+reassignment:
+  description: The partitions whose replicas change, with their replicas before and after.
   returned: always
   type: dict
-  sample: {partitions: 3, replication_factor: 3, configs: {retention.ms: "604800000"}}
+  sample: {"0": {"from": [1], "to": [2, 1, 3]}, "1": {"from": [1], "to": [3, 1, 2]}}
+before:
+  description: The topic as found (null when it did not exist), with the replicas of each partition.
+  returned: always
+  type: dict
+  sample: {partitions: 3, replication_factor: 1, configs: {retention.ms: "604800000"}, replicas: {"0": [1]}}
 after:
   description: The topic as wanted (null for state=absent).
   returned: always
   type: dict
-  sample: {partitions: 6, replication_factor: 3, configs: {retention.ms: "86400000"}}
+  sample: {partitions: 3, replication_factor: 3, configs: {retention.ms: "604800000"}, replicas: {"0": [2, 1, 3]}}
 """
 
 # The config source of an override set on the topic itself.
 TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
+# Topic keys that mark the replicas a reassignment throttles (set and removed by this module).
+THROTTLED_REPLICAS_KEYS = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
+# Broker keys that hold the throttle rate while a reassignment runs.
+THROTTLE_RATE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
 
 
 class PlanError(Exception):
@@ -132,6 +186,15 @@ class Plan:
     create: bool = False
     delete: bool = False
     partitions_to: int | None = None
+    # Replicas of the partitions added by partitions_to, in partition order.
+    new_assignments: list[list[int]] = field(default_factory=list)
+    # Partition -> (replicas now, replicas wanted) for the partitions to reassign.
+    reassign: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    replication_factor_to: int | None = None
+    # A reassignment of this topic started earlier is still running: wait for it first.
+    wait_for_running: bool = False
+    # A replication throttle left on the topic by an interrupted reassignment: remove it.
+    clear_throttle: bool = False
     set_configs: dict[str, str] = field(default_factory=dict)
     delete_configs: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
@@ -152,6 +215,114 @@ def normalize_configs(configs: dict[str, Any] | None) -> dict[str, str]:
     return {str(key): kafka_value(value) for key, value in (configs or {}).items()}
 
 
+# ------------------------------------------------------------------ replica placement (pure)
+
+
+def _counts(assignment: dict[int, list[int]], brokers: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Replicas and preferred leaders (first replica) per broker in ``assignment``."""
+    replicas = dict.fromkeys(brokers, 0)
+    leaders = dict.fromkeys(brokers, 0)
+    for reps in assignment.values():
+        for broker in reps:
+            replicas[broker] = replicas.get(broker, 0) + 1
+        if reps:
+            leaders[reps[0]] = leaders.get(reps[0], 0) + 1
+    return replicas, leaders
+
+
+def _rotation(brokers: list[int], partition: int) -> dict[int, int]:
+    """Tie-break order for a partition: the broker list rotated by the partition number."""
+    n = len(brokers)
+    return {b: (i - partition) % n for i, b in enumerate(brokers)}
+
+
+def _order_with_leader(reps: list[int], partition: int, brokers: list[int], leaders: dict[int, int]) -> list[int]:
+    """Put the broker that leads the fewest partitions first (ties: the current first replica, then
+    the rotation), keep the others in their order."""
+    rot = _rotation(brokers, partition)
+    current_first = reps[0] if reps else None
+    leader = min(reps, key=lambda b: (leaders.get(b, 0), b != current_first, rot.get(b, len(brokers))))
+    return [leader] + [b for b in reps if b != leader]
+
+
+def plan_assignment(
+    current: dict[int, list[int]], brokers: list[int], replication_factor: int, partitions: int | None = None
+) -> tuple[dict[int, list[int]], list[list[int]]]:
+    """Deterministic replica placement.
+
+    ``current`` maps each existing partition to its replicas (first = preferred leader),
+    ``brokers`` are the broker ids to place on. Returns the new replicas of the existing partitions
+    whose replica count differs from ``replication_factor`` (only those: a topic at the right
+    count is never shuffled), and the replicas of the partitions to add up to ``partitions``.
+
+    Raising keeps every replica and adds the brokers holding the fewest replicas of the topic;
+    lowering drops the replicas on brokers that are gone first, then on the most loaded brokers.
+    Each moved or added partition is led by the broker leading the fewest partitions, so leaders and
+    replicas spread over the brokers. Ties are broken by the broker list rotated by the partition
+    number, so the same input always gives the same plan.
+    """
+    brokers = sorted(set(brokers))
+    if replication_factor > len(brokers):
+        raise PlanError(
+            f"replication factor {replication_factor} needs {replication_factor} brokers; the cluster has "
+            f"{len(brokers)} registered and unfenced ({brokers}). Start the missing brokers or lower the factor."
+        )
+    working = {p: list(r) for p, r in current.items()}
+    moves: dict[int, list[int]] = {}
+    for p in sorted(current):
+        reps = list(current[p])
+        if len(reps) == replication_factor:
+            continue
+        # Count the topic without this partition, then place it.
+        del working[p]
+        replicas, leaders = _counts(working, brokers)
+        rot = _rotation(brokers, p)
+        if len(reps) < replication_factor:
+            candidates = sorted(
+                (b for b in brokers if b not in reps), key=lambda b, r=replicas, o=rot: (r.get(b, 0), o[b])
+            )
+            new = reps + candidates[: replication_factor - len(reps)]
+        else:
+            # Drop: brokers no longer registered first, then the most loaded, then the last listed.
+            index = {b: i for i, b in enumerate(reps)}
+            drop_order = sorted(reps, key=lambda b: (b in brokers, -replicas.get(b, 0), -index[b]))
+            dropped = set(drop_order[: len(reps) - replication_factor])
+            new = [b for b in reps if b not in dropped]
+        new = _order_with_leader(new, p, brokers, leaders)
+        working[p] = new
+        moves[p] = new
+    added: list[list[int]] = []
+    if partitions is not None:
+        for p in range(len(current), partitions):
+            replicas, leaders = _counts(working, brokers)
+            rot = _rotation(brokers, p)
+            leader = min(brokers, key=lambda b, r=replicas, lead=leaders, o=rot: (lead[b], r[b], o[b]))
+            followers = sorted((b for b in brokers if b != leader), key=lambda b, r=replicas, o=rot: (r[b], o[b]))
+            new = [leader, *followers[: replication_factor - 1]]
+            working[p] = new
+            added.append(new)
+    return moves, added
+
+
+def throttled_replicas(moves: dict[int, tuple[list[int], list[int]]]) -> dict[str, str]:
+    """The topic configs that throttle a reassignment, as kafka-reassign-partitions sets them: the
+    current replicas of each moving partition lead (send), the added replicas follow (receive).
+    Empty when no replica is added (lowering a factor moves no data)."""
+    leader = [f"{p}:{b}" for p, (old, new) in sorted(moves.items()) for b in old if set(new) - set(old)]
+    follower = [f"{p}:{b}" for p, (old, new) in sorted(moves.items()) for b in new if b not in old]
+    if not follower:
+        return {}
+    return {THROTTLED_REPLICAS_KEYS[0]: ",".join(leader), THROTTLED_REPLICAS_KEYS[1]: ",".join(follower)}
+
+
+def throttled_brokers(moves: dict[int, tuple[list[int], list[int]]]) -> list[int]:
+    """Brokers that send or receive data in a reassignment (they get the throttle rate)."""
+    return sorted({b for old, new in moves.values() if set(new) - set(old) for b in (*old, *new)})
+
+
+# ------------------------------------------------------------------ the plan (pure)
+
+
 def plan_topic(
     name: str,
     state: str,
@@ -160,11 +331,16 @@ def plan_topic(
     replication_factor: int | None = None,
     configs: dict[str, Any] | None = None,
     purge_configs: bool = True,
+    brokers: list[int] | None = None,
+    create: bool = True,
+    throttle: int = 0,
 ) -> Plan:
     """Compare the wanted topic with ``current`` (None = missing) and return what to do.
 
     ``current`` is ``{"partitions": int, "replication_factor": int, "configs": {key: str}}``
-    where ``configs`` holds only the topic's own overrides.
+    where ``configs`` holds only the topic's own overrides, plus, to plan placements,
+    ``"assignment": {partition: [replicas]}`` and ``"reassigning": bool`` (a reassignment of the
+    topic is running). ``brokers`` are the registered, unfenced broker ids.
     """
     plan = Plan()
     if partitions is not None and partitions < 1:
@@ -180,6 +356,8 @@ def plan_topic(
         return plan
 
     if current is None:
+        if not create:
+            return plan
         plan.create = True
         plan.actions.append(
             f"create topic {name} (partitions={partitions if partitions is not None else 'broker default'}, "
@@ -191,22 +369,65 @@ def plan_topic(
 
     have_partitions = int(current["partitions"])
     have_rf = int(current["replication_factor"])
-    if replication_factor is not None and replication_factor != have_rf:
-        raise PlanError(
-            f"topic {name} has replication factor {have_rf}; changing it to {replication_factor} needs a "
-            "partition reassignment (kafka-reassign-partitions), which this module does not do. "
-            f"Set replication_factor: {have_rf} for this topic, or reassign its partitions by hand."
-        )
     if partitions is not None and partitions < have_partitions:
         raise PlanError(
             f"topic {name} has {have_partitions} partitions; Kafka cannot decrease them to {partitions}. "
             f"Set partitions: {have_partitions} (or more), or create a new topic and migrate."
         )
-    if partitions is not None and partitions > have_partitions:
-        plan.partitions_to = partitions
-        plan.actions.append(f"increase partitions of {name} {have_partitions} -> {partitions}")
 
-    have_configs = normalize_configs(current.get("configs"))
+    have_all = normalize_configs(current.get("configs"))
+    have_configs = {k: v for k, v in have_all.items() if k not in THROTTLED_REPLICAS_KEYS}
+    if current.get("reassigning"):
+        # The replica lists of a running reassignment mix old and new replicas: plan after it.
+        plan.wait_for_running = True
+        plan.actions.append(f"wait for the partition reassignment of {name} that is still running, then re-plan")
+        return plan
+    if any(k in have_all for k in THROTTLED_REPLICAS_KEYS):
+        plan.clear_throttle = True
+        plan.actions.append(f"remove the replication throttle an interrupted reassignment left on {name}")
+
+    assignment = {int(p): list(r) for p, r in (current.get("assignment") or {}).items()}
+    target_rf = replication_factor if replication_factor is not None else have_rf
+    needs_reassign = replication_factor is not None and (
+        any(len(r) != replication_factor for r in assignment.values())
+        or (not assignment and replication_factor != have_rf)
+    )
+    grow = partitions is not None and partitions > have_partitions
+    # Replicas are placed here when the current ones and the brokers are known; otherwise new
+    # partitions are left to the controller's placement.
+    place = bool(assignment) and brokers is not None
+    if needs_reassign and not place:
+        raise PlanError(
+            f"topic {name}: the brokers or the partitions' replicas are unknown; cannot plan a reassignment."
+        )
+    moves: dict[int, list[int]] = {}
+    added: list[list[int]] = []
+    if place and (needs_reassign or grow):
+        try:
+            moves, added = plan_assignment(assignment, brokers or [], target_rf, partitions if grow else None)
+        except PlanError as exc:
+            raise PlanError(f"topic {name}: {exc}") from None
+    if grow:
+        plan.partitions_to = partitions
+        plan.new_assignments = added
+        plan.actions.append(f"increase partitions of {name} {have_partitions} -> {partitions}")
+        plan.actions.extend(
+            f"place new partition {have_partitions + i} of {name} on replicas {reps}" for i, reps in enumerate(added)
+        )
+    if moves:
+        plan.replication_factor_to = target_rf
+        plan.reassign = {p: (assignment[p], new) for p, new in moves.items()}
+        if not throttled_replicas(plan.reassign):
+            how = "replicas are only dropped, no data moves"
+        else:
+            how = f"throttled to {throttle} bytes/s per broker" if throttle > 0 else "unthrottled"
+        plan.actions.append(
+            f"change the replication factor of {name} {have_rf} -> {target_rf} by a partition reassignment ({how})"
+        )
+        plan.actions.extend(
+            f"reassign partition {p} of {name}: replicas {old} -> {new}" for p, (old, new) in plan.reassign.items()
+        )
+
     for key in sorted(wanted):
         if have_configs.get(key) != wanted[key]:
             plan.set_configs[key] = wanted[key]
@@ -218,39 +439,189 @@ def plan_topic(
     return plan
 
 
+def _replicas_view(assignment: dict[int, list[int]]) -> dict[str, list[int]]:
+    return {str(p): list(r) for p, r in sorted(assignment.items())}
+
+
+def current_view(current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The topic as found, for ``before`` and the diff (replicas keyed by partition number)."""
+    if current is None:
+        return None
+    view = {
+        "partitions": current["partitions"],
+        "replication_factor": current["replication_factor"],
+        "configs": {k: v for k, v in normalize_configs(current.get("configs")).items()},
+    }
+    if current.get("assignment") is not None:
+        view["replicas"] = _replicas_view(current["assignment"])
+    return view
+
+
 def desired_view(state: str, current: dict | None, plan: Plan, partitions: int | None, rf: int | None) -> dict | None:
     """The topic as it will be after the plan (for diff and the ``after`` return value)."""
-    if state == "absent":
+    if state == "absent" or (current is None and not plan.create):
         return None
     base = dict(current) if current else {"partitions": partitions, "replication_factor": rf, "configs": {}}
-    configs = {k: v for k, v in normalize_configs(base.get("configs")).items() if k not in plan.delete_configs}
+    configs = {
+        k: v
+        for k, v in normalize_configs(base.get("configs")).items()
+        if k not in plan.delete_configs and not (plan.clear_throttle and k in THROTTLED_REPLICAS_KEYS)
+    }
     configs.update(plan.set_configs)
     after = {
         "partitions": plan.partitions_to or base["partitions"],
-        "replication_factor": base["replication_factor"],
+        "replication_factor": plan.replication_factor_to or base["replication_factor"],
         "configs": dict(sorted(configs.items())),
     }
+    if current and current.get("assignment") is not None:
+        assignment = {int(p): list(r) for p, r in current["assignment"].items()}
+        assignment.update({p: new for p, (_, new) in plan.reassign.items()})
+        start = int(current["partitions"])
+        assignment.update({start + i: reps for i, reps in enumerate(plan.new_assignments)})
+        after["replicas"] = _replicas_view(assignment)
     return after
 
 
+# ------------------------------------------------------------------ talking to the cluster
+
+
+def live_brokers(admin: Any) -> list[int]:
+    """Registered, unfenced brokers."""
+    return sorted(b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced"))
+
+
+def running_reassignments(admin: Any, name: str | None = None, partitions: int = 0) -> dict:
+    """Reassignments in progress: of the topic's partitions, or (name None) of the whole cluster."""
+    wanted = {name: list(range(partitions))} if name is not None else None
+    if name is not None and partitions == 0:
+        return {}
+    return admin.list_partition_reassignments(wanted)
+
+
 def describe_topic(admin: Any, name: str) -> dict[str, Any] | None:
-    """The topic's partition count, replication factor and own config overrides (None if missing)."""
+    """The topic's partitions and their replicas, replication factor and own config overrides
+    (None if missing), and whether a reassignment of it is running."""
     if name not in admin.list_topics():
         return None
     (meta,) = admin.describe_topics([name])
     if meta.get("error_code"):
         raise RuntimeError(f"describe topic {name}: error code {meta['error_code']}")
     partitions = meta["partitions"]
-    replication_factor = max((len(p["replica_nodes"]) for p in partitions), default=0)
+    assignment = {p["partition_index"]: list(p["replica_nodes"]) for p in partitions}
+    replication_factor = max((len(r) for r in assignment.values()), default=0)
     described = admin.describe_configs([ConfigResource("TOPIC", name)])
     entries = described.get("topic", {}).get(name, {})
     configs = {
         key: entry["value"] for key, entry in entries.items() if entry.get("config_source") == TOPIC_OVERRIDE_SOURCE
     }
-    return {"partitions": len(partitions), "replication_factor": replication_factor, "configs": configs}
+    reassigning = bool(running_reassignments(admin, name, len(partitions)))
+    return {
+        "partitions": len(partitions),
+        "replication_factor": replication_factor,
+        "configs": configs,
+        "assignment": assignment,
+        "reassigning": reassigning,
+        "isr": {p["partition_index"]: list(p["isr_nodes"]) for p in partitions},
+    }
 
 
-def apply_plan(admin: Any, name: str, plan: Plan, partitions: int | None, rf: int | None, timeout_ms: int) -> None:
+def _check_alter(result: dict, kind: str, name: str, what: str) -> None:
+    outcome = result.get(kind, {}).get(name)
+    if outcome not in (None, "OK") and getattr(outcome, "errno", 1):
+        raise RuntimeError(f"{what}: {outcome}")
+
+
+def set_throttle(admin: Any, name: str, moves: dict[int, tuple[list[int], list[int]]], rate: int) -> list[int]:
+    """Throttle the replication of the moving partitions; returns the brokers that got a rate."""
+    topic_keys = throttled_replicas(moves)
+    if rate <= 0 or not topic_keys:
+        return []
+    brokers = throttled_brokers(moves)
+    for broker in brokers:
+        result = admin.alter_configs(
+            [ConfigResource("BROKER", str(broker), configs=dict.fromkeys(THROTTLE_RATE_KEYS, str(rate)))],
+            raise_on_unknown=False,  # the client's list of dynamic broker keys lacks the throttle rates
+        )
+        _check_alter(result, "broker", str(broker), f"set the replication throttle rate on broker {broker}")
+    result = admin.alter_configs([ConfigResource("TOPIC", name, configs=topic_keys)], raise_on_unknown=False)
+    _check_alter(result, "topic", name, f"set the throttled replicas of {name}")
+    return brokers
+
+
+def clear_throttle(admin: Any, name: str, brokers: list[int] | None) -> None:
+    """Remove the topic's throttled-replica lists, and the brokers' throttle rates (``brokers``;
+    None = every live broker, when no reassignment runs in the cluster any more)."""
+    result = admin.alter_configs(
+        [ConfigResource("TOPIC", name, configs={key: ("DELETE", None) for key in THROTTLED_REPLICAS_KEYS})],
+        raise_on_unknown=False,
+    )
+    _check_alter(result, "topic", name, f"remove the throttled replicas of {name}")
+    if brokers is None:
+        if running_reassignments(admin):
+            return  # another reassignment still uses the rates: its owner removes them
+        brokers = live_brokers(admin)
+    for broker in brokers:
+        result = admin.alter_configs(
+            [ConfigResource("BROKER", str(broker), configs={key: ("DELETE", None) for key in THROTTLE_RATE_KEYS})],
+            raise_on_unknown=False,
+        )
+        _check_alter(result, "broker", str(broker), f"remove the replication throttle rate of broker {broker}")
+
+
+def wait_for_reassignment(admin: Any, name: str, target: dict[int, list[int]] | None, timeout_s: int) -> None:
+    """Wait until no reassignment of the topic runs and (with ``target``) every partition has exactly
+    its target replicas, all in sync."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = describe_topic(admin, name)
+        if current is None:
+            raise RuntimeError(f"topic {name} disappeared during its partition reassignment")
+        lagging = {}
+        if current["reassigning"]:
+            lagging = {"running": True}
+        elif target:
+            lagging = {
+                p: {"replicas": current["assignment"].get(p), "isr": current["isr"].get(p), "want": want}
+                for p, want in target.items()
+                if current["assignment"].get(p) != want or set(current["isr"].get(p, [])) != set(want)
+            }
+        if not lagging:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"the partition reassignment of {name} is not complete after {timeout_s}s ({lagging}); it goes on in "
+                "the cluster: run again to wait for it and remove its throttle, or raise reassignment_timeout"
+            )
+        time.sleep(2)
+
+
+def reassign(admin: Any, name: str, plan: Plan, throttle: int, timeout_s: int, timeout_ms: int) -> None:
+    target = {p: new for p, (_, new) in plan.reassign.items()}
+    brokers = set_throttle(admin, name, plan.reassign, throttle)
+    result = admin.alter_partition_reassignments(
+        {TopicPartition(name, p): new for p, new in target.items()}, timeout_ms=timeout_ms
+    )
+    errors = {str(tp): str(err) for tp, err in result.items() if err is not None}
+    if errors:
+        raise RuntimeError(f"the controller refused the reassignment of {name}: {errors}")
+    wait_for_reassignment(admin, name, target, timeout_s)
+    if brokers:
+        clear_throttle(admin, name, brokers)
+    # Leaders follow the new first replicas (spread over the brokers); an election that is not
+    # needed is not an error.
+    admin.elect_leaders(0, {name: sorted(target)}, timeout_ms=timeout_ms, raise_errors=False)
+
+
+def apply_plan(
+    admin: Any,
+    name: str,
+    plan: Plan,
+    partitions: int | None,
+    rf: int | None,
+    timeout_ms: int,
+    throttle: int = 0,
+    reassignment_timeout: int = 3600,
+) -> None:
     if plan.delete:
         admin.delete_topics([name], timeout_ms=timeout_ms)
         return
@@ -263,15 +634,20 @@ def apply_plan(admin: Any, name: str, plan: Plan, partitions: int | None, rf: in
         admin.create_topics({name: spec}, timeout_ms=timeout_ms)
         admin.wait_for_topics([name], timeout_ms=timeout_ms)
         return
-    if plan.partitions_to:
-        admin.create_partitions({name: plan.partitions_to}, timeout_ms=timeout_ms)
+    if plan.clear_throttle:
+        clear_throttle(admin, name, None)
     changes: dict[str, Any] = dict(plan.set_configs)
     changes.update({key: ("DELETE", None) for key in plan.delete_configs})
     if changes:
         result = admin.alter_configs([ConfigResource("TOPIC", name, configs=changes)])
-        error = result.get("topic", {}).get(name)
-        if error is not None and getattr(error, "errno", 0):
-            raise RuntimeError(f"alter configs of {name}: {error}")
+        _check_alter(result, "topic", name, f"alter configs of {name}")
+    if plan.partitions_to:
+        grow: Any = plan.partitions_to
+        if plan.new_assignments:
+            grow = {"count": plan.partitions_to, "assignments": plan.new_assignments}
+        admin.create_partitions({name: grow}, timeout_ms=timeout_ms)
+    if plan.reassign:
+        reassign(admin, name, plan, throttle, reassignment_timeout, timeout_ms)
 
 
 def main() -> None:
@@ -279,10 +655,13 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str", "required": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "create": {"type": "bool", "default": True},
             "partitions": {"type": "int"},
             "replication_factor": {"type": "int"},
             "configs": {"type": "dict", "default": {}},
             "purge_configs": {"type": "bool", "default": True},
+            "reassignment_throttle": {"type": "int", "default": 52428800},
+            "reassignment_timeout": {"type": "int", "default": 3600},
             "bootstrap_servers": {"type": "list", "elements": "str", "required": True},
             "request_timeout_ms": {"type": "int", "default": 30000},
         },
@@ -300,6 +679,12 @@ def main() -> None:
             request_timeout_ms=params["request_timeout_ms"],
         )
         current = describe_topic(admin, name)
+        waited = []
+        if current is not None and current["reassigning"] and params["state"] == "present" and not module.check_mode:
+            # An interrupted run left a reassignment running: let it finish, then plan from its result.
+            wait_for_reassignment(admin, name, None, params["reassignment_timeout"])
+            waited = [f"waited for the partition reassignment of {name} that was still running"]
+            current = describe_topic(admin, name)
         plan = plan_topic(
             name,
             params["state"],
@@ -308,11 +693,22 @@ def main() -> None:
             replication_factor=params["replication_factor"],
             configs=params["configs"],
             purge_configs=params["purge_configs"],
+            brokers=live_brokers(admin) if current is not None and params["state"] == "present" else None,
+            create=params["create"],
+            throttle=params["reassignment_throttle"],
         )
+        plan.actions[:0] = waited
         after = desired_view(params["state"], current, plan, params["partitions"], params["replication_factor"])
         if plan.changed and not module.check_mode:
             apply_plan(
-                admin, name, plan, params["partitions"], params["replication_factor"], params["request_timeout_ms"]
+                admin,
+                name,
+                plan,
+                params["partitions"],
+                params["replication_factor"],
+                params["request_timeout_ms"],
+                throttle=params["reassignment_throttle"],
+                reassignment_timeout=params["reassignment_timeout"],
             )
     except PlanError as exc:
         module.fail_json(msg=str(exc), topic=name)
@@ -322,9 +718,18 @@ def main() -> None:
         if admin is not None:
             admin.close()
 
-    result = {"changed": plan.changed, "topic": name, "actions": plan.actions, "before": current, "after": after}
+    before = current_view(current)
+    reassignment = {str(p): {"from": old, "to": new} for p, (old, new) in sorted(plan.reassign.items())}
+    result = {
+        "changed": plan.changed,
+        "topic": name,
+        "actions": plan.actions,
+        "reassignment": reassignment,
+        "before": before,
+        "after": after,
+    }
     if module._diff:
-        result["diff"] = {"before": current or {}, "after": after or {}}
+        result["diff"] = {"before": before or {}, "after": after or {}}
     module.exit_json(**result)
 
 

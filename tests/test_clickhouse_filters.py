@@ -34,19 +34,3 @@ def test_shards_structure():
             ],
         }
     ]
-
-
-def test_validation_helpers():
-    assert f.clickhouse_duplicates(["1", "2", "2", "3", "3"]) == ["2", "3"]
-    assert f.clickhouse_duplicates(["1", "2"]) == []
-    hv = {
-        "a": {"clickhouse_shard": 1, "clickhouse_replica": "x"},
-        "b": {"clickhouse_shard": 1, "clickhouse_replica": "x"},
-    }
-    assert f.clickhouse_duplicate_replicas(["a", "b"], hv) == ["shard 1: replica x"]
-    assert f.clickhouse_missing_hostvar(["a", "keeper03"], {**hv, **HOSTVARS}, "clickhouse_shard") == ["keeper03"]
-    assert f.clickhouse_empty_shards(["a"], {"a": {"clickhouse_shard": 3}}) == [1, 2]
-    assert f.clickhouse_empty_shards(["a"], hv, 2) == [2]
-    assert f.clickhouse_bad_ids(["x", "y", "z"], {"x": {"clickhouse_keeper_server_id": 0},
-                                                  "y": {"clickhouse_keeper_server_id": "abc"},
-                                                  "z": {"clickhouse_keeper_server_id": 4}}) == ["x", "y"]  # fmt: skip

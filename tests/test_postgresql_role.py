@@ -128,11 +128,22 @@ def test_pg_hba_generated_from_inventory_groups(tmp_path):
     assert "10.9.9.9" not in out.read_text()
 
 
-def test_lab_and_production_inventories_define_the_same_objects():
-    lab = yaml.safe_load((ROOT / "inventories/lab/group_vars/postgres/postgresql.yml").read_text())
-    prod = yaml.safe_load((ROOT / "inventories/production.example/group_vars/postgres/postgresql.yml").read_text())
-    for key in ("postgresql_users", "postgresql_databases", "postgresql_hba_group_access", "postgresql_migrations"):
-        assert lab[key] == prod[key], key
+def test_the_platform_contract_defines_the_objects_once():
+    """Users, databases, access and migrations live in the platform contract, not in the inventories."""
+    contract = yaml.safe_load((ROOT / "roles/platform/defaults/main.yml").read_text())
+    for inventory in ("lab", "production.example"):
+        for path in (ROOT / "inventories" / inventory).rglob("*.yml"):
+            if path.name == "vault.yml":
+                continue
+            data = yaml.safe_load(path.read_text()) or {}
+            for key in (
+                "postgresql_users",
+                "postgresql_databases",
+                "postgresql_hba_group_access",
+                "postgresql_migrations",
+            ):
+                assert key not in data, f"{path} defines {key} again: it is the contract's"
+    lab = contract
     for user in lab["postgresql_users"]:
         secret = "vault_postgresql_" + user["name"].removesuffix("_owner") + "_password"
         assert user["password"] == "{{ " + secret + " }}"

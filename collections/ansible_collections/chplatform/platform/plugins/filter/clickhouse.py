@@ -6,13 +6,11 @@ the position of a host in a list: Keeper server ids and replica names are explic
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from typing import Any
 
 DOCUMENTATION = """
 name: clickhouse
-short_description: ClickHouse topology helpers (Keeper raft list, remote_servers shards, validation)
+short_description: ClickHouse topology helpers (Keeper raft list, remote_servers shards)
 """
 
 
@@ -88,56 +86,9 @@ def clickhouse_shards(hosts: list[str], hostvars: Any, port: int = 9000) -> list
     return [{"shard": n, "replicas": sorted(r, key=lambda x: x["replica"])} for n, r in sorted(shards.items())]
 
 
-def clickhouse_duplicates(values: list[Any]) -> list[Any]:
-    """The values that occur more than once (sorted, each named once)."""
-    counts = Counter(v for v in values if v is not None)
-    return sorted((v for v, n in counts.items() if n > 1), key=str)
-
-
-def clickhouse_duplicate_replicas(hosts: list[str], hostvars: Any) -> list[str]:
-    """'shard N: replica R' for every replica name used twice within one shard."""
-    seen: Counter = Counter()
-    for host in hosts:
-        hv = _hv(hostvars, host)
-        seen[(str(hv.get("clickhouse_shard")), str(hv.get("clickhouse_replica")))] += 1
-    return [f"shard {s}: replica {r}" for (s, r), n in sorted(seen.items()) if n > 1]
-
-
-def clickhouse_missing_hostvar(hosts: list[str], hostvars: Any, name: str) -> list[str]:
-    """Hosts on which the host variable ``name`` is undefined or empty."""
-    return [h for h in hosts if str(_hv(hostvars, h).get(name, "")).strip() in ("", "None")]
-
-
-def clickhouse_bad_ids(hosts: list[str], hostvars: Any, name: str = "clickhouse_keeper_server_id") -> list[str]:
-    """Hosts whose ``name`` is set but is not a positive integer."""
-    bad = []
-    for host in hosts:
-        raw = _hv(hostvars, host).get(name)
-        if isinstance(raw, bool) or not re.fullmatch(r"[1-9][0-9]*", str(raw).strip()):
-            bad.append(host)
-    return bad
-
-
-def clickhouse_empty_shards(hosts: list[str], hostvars: Any, shard_count: int | None = None) -> list[int]:
-    """Shard numbers 1..N (N = clickhouse_shard_count or the highest shard used) with no replica."""
-    used = set()
-    for host in hosts:
-        try:
-            used.add(int(_hv(hostvars, host).get("clickhouse_shard")))
-        except (TypeError, ValueError):
-            continue
-    top = int(shard_count) if shard_count else max(used, default=0)
-    return [n for n in range(1, top + 1) if n not in used]
-
-
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "clickhouse_keeper_raft": clickhouse_keeper_raft,
             "clickhouse_shards": clickhouse_shards,
-            "clickhouse_duplicates": clickhouse_duplicates,
-            "clickhouse_duplicate_replicas": clickhouse_duplicate_replicas,
-            "clickhouse_missing_hostvar": clickhouse_missing_hostvar,
-            "clickhouse_empty_shards": clickhouse_empty_shards,
-            "clickhouse_bad_ids": clickhouse_bad_ids,
         }

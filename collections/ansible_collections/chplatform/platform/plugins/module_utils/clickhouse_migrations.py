@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass, field
 
 MIGRATION_NAME = re.compile(r"^(\d{3,})_[A-Za-z0-9_.-]+\.sql$")
+# Earlier forms of a migration that an install may have applied: superseded/<name>~<form>.sql.
+SUPERSEDED_DIR = "superseded"
+SUPERSEDED_NAME = re.compile(r"^(\d{3,}_[A-Za-z0-9_.-]+?)~([A-Za-z0-9_.-]+)\.sql$")
 DEFAULT_TABLE = "default.schema_migrations"
 
 
@@ -42,6 +45,8 @@ class Migration:
     name: str
     sql: str
     statements: tuple[Statement, ...] = field(default=())
+    # Checksums of earlier forms of this file that count as applied: form name -> checksum.
+    superseded: tuple[tuple[str, str], ...] = field(default=())
 
     @classmethod
     def from_text(cls, name: str, sql: str) -> Migration:
@@ -59,6 +64,7 @@ class Plan:
     modified: list[tuple[str, str, str]]  # (name, recorded checksum, checksum on disk)
     missing: list[str]  # recorded as applied, no longer on disk
     out_of_order: list[str]  # not applied, but sorts before an applied migration
+    superseded: list[tuple[str, str]] = field(default_factory=list)  # (name, form): applied in an earlier form
 
     def problems(self) -> list[str]:
         msgs = [
@@ -160,10 +166,14 @@ def checksum(statements) -> str:
 
 def load_migrations(path: str) -> list[Migration]:
     """The ``NNN_name.sql`` files of a directory, in order. Other files are an error (a stray
-    ``.j2`` or a typo would otherwise be silently skipped)."""
+    ``.j2`` or a typo would otherwise be silently skipped).
+
+    ``superseded/NNN_name~form.sql`` holds an earlier form of ``NNN_name.sql`` that installs may
+    have applied (e.g. 002 before its Kafka brokers moved to a named collection): a recorded
+    checksum equal to that form's counts as applied, and is reported, instead of as modified."""
     if not os.path.isdir(path):
         raise MigrationError(f"migrations directory {path} does not exist")
-    names = sorted(os.listdir(path))
+    names = sorted(n for n in os.listdir(path) if n != SUPERSEDED_DIR)
     bad = [n for n in names if not MIGRATION_NAME.match(n)]
     if bad:
         raise MigrationError(f"{path} holds files that are not migrations (NNN_name.sql): {', '.join(bad)}")
@@ -173,11 +183,30 @@ def load_migrations(path: str) -> list[Migration]:
         if num in numbers:
             raise MigrationError(f"two migrations share the number {num}: {numbers[num]} and {name}")
         numbers[num] = name
+    forms = _load_superseded(os.path.join(path, SUPERSEDED_DIR), set(names))
     migrations = []
     for name in names:
         with open(os.path.join(path, name), encoding="utf-8") as f:
-            migrations.append(Migration.from_text(name, f.read()))
+            m = Migration.from_text(name, f.read())
+        migrations.append(Migration(m.name, m.sql, m.statements, tuple(forms.get(name, ()))))
     return migrations
+
+
+def _load_superseded(path: str, migrations: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """migration name -> [(form, checksum)] from superseded/NNN_name~form.sql."""
+    forms: dict[str, list[tuple[str, str]]] = {}
+    if not os.path.isdir(path):
+        return forms
+    for entry in sorted(os.listdir(path)):
+        found = SUPERSEDED_NAME.match(entry)
+        if not found:
+            raise MigrationError(f"{path} holds {entry}, which is not an earlier form (NNN_name~form.sql)")
+        base = found.group(1) + ".sql"
+        if base not in migrations:
+            raise MigrationError(f"{path}/{entry} is an earlier form of {base}, which is not a migration")
+        with open(os.path.join(path, entry), encoding="utf-8") as f:
+            forms.setdefault(base, []).append((found.group(2), checksum(split_statements(f.read()))))
+    return forms
 
 
 def plan(migrations: list[Migration], applied: dict[str, str]) -> Plan:
@@ -188,7 +217,12 @@ def plan(migrations: list[Migration], applied: dict[str, str]) -> Plan:
     for m in migrations:
         if m.name in applied:
             p.applied.append(m.name)
-            if applied[m.name] != m.checksum:
+            earlier = [form for form, cs in m.superseded if cs == applied[m.name]]
+            if applied[m.name] == m.checksum:
+                pass
+            elif earlier:
+                p.superseded.append((m.name, earlier[0]))
+            else:
                 p.modified.append((m.name, applied[m.name], m.checksum))
         elif last_applied is not None and m.name < last_applied:
             p.out_of_order.append(m.name)
@@ -224,6 +258,7 @@ class Runner:
         self.table = table
         self.replicated = replicated
         self.cluster = cluster
+        self.superseded: list[tuple[str, str]] = []
 
     def ensure_table(self) -> None:
         self.executor.execute(table_ddl(self.table, self.replicated, self.cluster))
@@ -251,8 +286,10 @@ class Runner:
         return p
 
     def apply(self, migrations: list[Migration], applied_by: str, check: bool = False) -> list[str]:
-        """Apply what is pending, in order; return the names applied (or that would be)."""
+        """Apply what is pending, in order; return the names applied (or that would be).
+        ``self.superseded`` lists afterwards the migrations applied in an earlier form."""
         p = self.plan(migrations, create_table=not check)
+        self.superseded = p.superseded
         if check:
             return [m.name for m in p.pending]
         done = []

@@ -28,7 +28,11 @@ requirements:
   - clickhouse-driver (Debian package python3-clickhouse-driver) on the managed host
 options:
   path:
-    description: Directory with the rendered migrations (C(NNN_name.sql)); any other file is an error.
+    description:
+      - Directory with the rendered migrations (C(NNN_name.sql)); any other file is an error.
+      - Its C(superseded/) subdirectory may hold earlier forms of a migration (C(NNN_name~form.sql)):
+        a migration recorded with the checksum of such a form counts as applied and is listed in
+        RV(superseded) instead of failing as modified.
     type: path
     required: true
   login_host:
@@ -105,6 +109,11 @@ EXAMPLES = r"""
 RETURN = r"""
 applied:
   description: Migrations applied by this run (in check mode, the ones that would be).
+  returned: always
+  type: list
+  elements: str
+superseded:
+  description: Migrations recorded in an earlier form (C(name (form))), accepted as applied.
   returned: always
   type: list
   elements: str
@@ -260,11 +269,12 @@ def main():
 
     ex = DriverExecutor(client)
     runner = Runner(ex, table=p["table"], replicated=p["replicated"], cluster=p["cluster"])
-    result = dict(changed=False, applied=[], already_applied=[], users_changed=[])
+    result = dict(changed=False, applied=[], already_applied=[], users_changed=[], superseded=[])
     try:
         if runner.table_exists():
             result["already_applied"] = sorted(runner.applied())
         result["applied"] = runner.apply(migrations, p["applied_by"], check=module.check_mode)
+        result["superseded"] = [f"{name} ({form})" for name, form in runner.superseded]
         result["users_changed"] = reconcile_users(module, ex, p["users"], module.check_mode)
     except MigrationError as exc:
         module.fail_json(msg=str(exc), **result)

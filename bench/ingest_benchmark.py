@@ -114,7 +114,7 @@ def raw_consume(bootstrap: str, topic: str, n: int) -> float:
 
 
 def ingest(bootstrap: str, topic: str, n: int, batch: int, work: Path) -> tuple[float, dict]:
-    sql = render_init_db(work / "init_db", "single", clickhouse_schema_kafka_broker_list=bootstrap)
+    sql = render_init_db(work / "init_db", "single")
     conn = chdb_connect(work / "chdb")
 
     def rewrite(s: str) -> str:

@@ -357,9 +357,11 @@ INIT_DB = ROOT / "files" / "clickhouse" / "init_db"
 # The two topologies the role renders (the role computes the same variables, see
 # roles/clickhouse_schema/vars/main.yml). on_cluster: the ON CLUSTER form for run-once installs.
 RENDER_VARS = {
-    "clickhouse_schema_kafka_broker_list": "kafka01:9092",
-    "clickhouse_schema_kafka_topic": "sensor_data",
-    "clickhouse_schema_kafka_group": "clickhouse_sensor_data",
+    "clickhouse_schema_kafka_collection": "kafka_sensor_data",
+    # The earlier form of 002 (superseded/), as an install of the lab applied it.
+    "clickhouse_schema_legacy_kafka_broker_list": "kafka01:9092",
+    "platform_kafka_sensor_topic": "sensor_data",
+    "platform_kafka_clickhouse_group": "clickhouse_sensor_data",
     "clickhouse_schema_pg_prod_collection": "pg_prod",
     "clickhouse_schema_pg_airflow_collection": "pg_airflow",
     "clickhouse_schema_storage_policy": "tiered",
@@ -375,7 +377,8 @@ TOPOLOGIES = {
 
 
 def render_init_db(dest: Path, topology: str, **overrides) -> Path:
-    """Render files/clickhouse/init_db/*.sql.j2 like the role's template task (trim_blocks, strict)."""
+    """Render files/clickhouse/init_db/*.sql.j2 (and the earlier forms in superseded/) like the
+    role's template tasks (trim_blocks, strict): the one init_db renderer of the tests."""
     import jinja2
 
     env = jinja2.Environment(
@@ -389,6 +392,10 @@ def render_init_db(dest: Path, topology: str, **overrides) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for src in sorted(INIT_DB.glob("*.sql.j2")):
         (dest / src.name.removesuffix(".j2")).write_text(env.get_template(src.name).render(**variables))
+    (dest / "superseded").mkdir(exist_ok=True)
+    for src in sorted((INIT_DB / "superseded").glob("*.sql.j2")):
+        text = env.get_template(f"superseded/{src.name}").render(**variables)
+        (dest / "superseded" / src.name.removesuffix(".j2")).write_text(text)
     return dest
 
 

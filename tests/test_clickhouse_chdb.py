@@ -83,7 +83,7 @@ def test_macros(lab_results):
 
 
 def test_named_collections(lab_results):
-    assert rows(lab_results[0], "collections") == [["pg_airflow"], ["pg_prod"], ["s3_datasets"]]
+    assert rows(lab_results[0], "collections") == [["kafka_sensor_data"], ["pg_airflow"], ["pg_prod"], ["s3_datasets"]]
 
 
 def test_disks_and_policy(lab_results):

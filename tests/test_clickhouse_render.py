@@ -167,7 +167,7 @@ def test_lab_storage_collections_logs_metrics(renders):
         assert storage.findtext("backups/allowed_disk") == "backups"
 
         collections = server_conf(root, host, "named_collections.xml").find("named_collections")
-        assert sorted(c.tag for c in collections) == ["pg_airflow", "pg_prod", "s3_datasets"]
+        assert sorted(c.tag for c in collections) == ["kafka_sensor_data", "pg_airflow", "pg_prod", "s3_datasets"]
         pg = {c.tag: c.text for c in collections.find("pg_prod")}
         assert pg == {
             "host": "pg01",

@@ -92,7 +92,7 @@ def engine_config(work: Path, pg, minio) -> str:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory, pg_service, kafka_service, minio_service):
     work = tmp_path_factory.mktemp("chdb-engine")
-    sql_dir = render_init_db(work / "init_db", "single", clickhouse_schema_kafka_broker_list=kafka_service.bootstrap)
+    sql_dir = render_init_db(work / "init_db", "single")
     conn = chdb_connect(work, engine_config(work, pg_service, minio_service))
     ex = ChdbExecutor(conn, rewrite=chdb_rewrite)
     applied = Runner(ex).apply(load_migrations(str(sql_dir)), "pytest")

@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (
     Migration,
     MigrationError,
     Runner,
     checksum,
     load_migrations,
     plan,
+    quote,
     split_statements,
 )
 
-from tests.services import ChdbExecutor, chdb_connect, render_init_db  # noqa: E402
+from tests.services import ChdbExecutor, chdb_connect, render_init_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- splitting
 
@@ -180,3 +180,57 @@ def test_runner_applies_once_refuses_modified_and_names_failing_statement(chdb_e
     # Fixed file: the run resumes where it stopped (statement 1 is IF NOT EXISTS).
     write(d, "005_broken.sql", "CREATE TABLE IF NOT EXISTS t1.c (x UInt8) ENGINE = MergeTree ORDER BY x;\n")
     assert runner.apply(load_migrations(str(d)), "pytest") == ["005_broken.sql", "006_after.sql"]
+
+
+def test_an_earlier_form_counts_as_applied_and_is_reported(chdb_executor, tmp_path):
+    """An install that applied an earlier form of a migration (superseded/NNN_name~form.sql) is not
+    refused as modified; any other checksum still is."""
+    ex = chdb_executor
+    d = tmp_path / "forms"
+    write(d, "001_db.sql", "CREATE DATABASE IF NOT EXISTS t2;\n")
+    write(d, "002_q.sql", "CREATE TABLE IF NOT EXISTS t2.q (x UInt8) ENGINE = MergeTree ORDER BY x;\n")
+    runner = Runner(ex, table="default.forms_migrations")
+    # What an older install applied: 002 in its earlier form.
+    write(d / "superseded", "002_q~old.sql", "CREATE TABLE IF NOT EXISTS t2.q (x UInt8) ENGINE = Log;\n")
+    old = load_migrations(str(d))[1].superseded[0][1]
+    runner.ensure_table()
+    first = quote(load_migrations(str(d))[0].checksum)
+    ex.execute(
+        "INSERT INTO default.forms_migrations (name, checksum, applied_by, statements, duration_ms) VALUES "  # noqa: S608  test values
+        f"('001_db.sql', {first}, 'old', 1, 0), ('002_q.sql', {quote(old)}, 'old', 1, 0)"
+    )
+    assert runner.apply(load_migrations(str(d)), "pytest") == []
+    assert runner.superseded == [("002_q.sql", "old")]
+    # A checksum that is neither the file's nor an earlier form's is still refused.
+    other = quote("f" * 64)
+    ex.execute(f"INSERT INTO default.forms_migrations (name, checksum, applied_by) VALUES ('002_q.sql', {other}, 'x')")  # noqa: S608  test values
+    with pytest.raises(MigrationError, match=r"002_q\.sql was modified"):
+        runner.apply(load_migrations(str(d)), "pytest")
+
+
+def test_earlier_forms_must_name_a_migration(tmp_path):
+    write(tmp_path, "001_a.sql", "SELECT 1;")
+    write(tmp_path / "superseded", "007_gone~x.sql", "SELECT 7;")
+    with pytest.raises(MigrationError, match=r"earlier form of 007_gone\.sql, which is not a migration"):
+        load_migrations(str(tmp_path))
+    (tmp_path / "superseded" / "007_gone~x.sql").rename(tmp_path / "superseded" / "notes.txt")
+    with pytest.raises(MigrationError, match="not an earlier form"):
+        load_migrations(str(tmp_path))
+
+
+def test_the_earlier_form_of_002_is_the_one_installs_applied(tmp_path):
+    """superseded/002_sensor_data~broker-list renders the 002 that installs applied before the brokers
+    moved to the named collection: the same statements except the Kafka table's engine clause."""
+    ms = load_migrations(str(render_init_db(tmp_path, "replicated")))
+    m002 = next(m for m in ms if m.name == "002_sensor_data.sql")
+    [(form, checksum)] = m002.superseded
+    assert form == "broker-list" and checksum != m002.checksum
+    old = (tmp_path / "superseded" / "002_sensor_data~broker-list.sql").read_text()
+    assert (
+        "kafka_broker_list = 'kafka01:9092'" in old
+        and "kafka_broker_list" not in (tmp_path / "002_sensor_data.sql").read_text()
+    )
+    old_statements = [st.text for st in split_statements(old)]
+    new_statements = [st.text for st in m002.statements]
+    differ = [i for i, (a, b) in enumerate(zip(old_statements, new_statements, strict=True)) if a != b]
+    assert len(differ) == 1 and "streams.sensor_data_queue" in new_statements[differ[0]]

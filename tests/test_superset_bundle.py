@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -21,9 +22,9 @@ import yaml
 from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import split_statements
 
 from tests.conftest import ROOT
+from tests.services import render_init_db
 
 BUNDLE = ROOT / "files" / "superset" / "assets"
-INIT_DB = ROOT / "files" / "clickhouse" / "init_db"
 DEFAULTS = ROOT / "roles" / "superset" / "defaults" / "main.yml"
 
 
@@ -153,15 +154,6 @@ def test_every_chart_is_on_a_dashboard():
 
 # --- against the ClickHouse schema (chdb) ---------------------------------------------------
 
-RENDER_VARS = {
-    "clickhouse_schema_replicated": False,
-    "__clickhouse_schema_on_cluster": "",
-    "clickhouse_schema_storage_policy": "default",
-    "clickhouse_schema_kafka_broker_list": "kafka.invalid:9092",
-    "clickhouse_schema_kafka_topic": "sensor_data",
-    "clickhouse_schema_kafka_group": "clickhouse",
-}
-
 
 def schema_statements() -> list[str]:
     """Single-node rendering of the init_db migrations: the databases and every MergeTree table.
@@ -170,11 +162,11 @@ def schema_statements() -> list[str]:
     server with access storage). The cold-volume TTL and storage policy are dropped: chdb has no
     such volume, and they do not change columns.
     """
-    # Variables of the statements skipped below (PostgreSQL collections...) render empty.
-    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701  SQL, not HTML
     statements = []
-    for path in sorted(INIT_DB.glob("*.sql.j2")):
-        sql = env.from_string(path.read_text()).render(**RENDER_VARS)
+    with tempfile.TemporaryDirectory() as work:
+        rendered = render_init_db(Path(work), "single")
+        sqls = [path.read_text() for path in sorted(rendered.glob("*.sql"))]
+    for sql in sqls:
         for statement in split_statements(sql):
             text = statement.text
             if text.lstrip().upper().startswith("CREATE DATABASE"):

@@ -57,3 +57,26 @@ def local_inventory(tmp_path: Path, children: dict, **host_vars) -> str:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
+
+
+def problem_lines(output: str) -> list[str]:
+    """The inventory validation's problem lines in a run's output, one per problem:
+    ``<variable> on <host or group> is <value>: <fix>`` (chplatform.platform.validate_inventory)."""
+    return sorted(
+        {line.strip()[2:] for line in output.splitlines() if line.strip().startswith("- ") and " on " in line}
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess, start: str, fix: str, count: int | None = None) -> str:
+    """The run failed in the validation with a problem line starting with ``start`` that names
+    ``fix``; with ``count``, exactly that many problem lines. Returns the whole output."""
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert "nothing was changed on any host" in out, out[-3000:]
+    lines = problem_lines(out)
+    matching = [line for line in lines if line.startswith(start)]
+    assert matching, f"no problem line starts with {start!r}; got:\n" + "\n".join(lines)
+    assert fix in matching[0], matching[0]
+    if count is not None:
+        assert len(lines) == count, "\n".join(lines)
+    return out

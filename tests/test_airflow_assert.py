@@ -5,7 +5,7 @@ Runs playbooks/airflow.yml limited to the `airflow:assert` tag against throw-awa
 
 import pytest
 
-from tests.conftest import ROOT, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
 
 GOOD = {
     "airflow_db_host": "pg01",
@@ -36,18 +36,64 @@ def test_valid_inputs_pass(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"airflow_db_password": ""}, "vault_postgresql_airflow_password"),
-        ({"airflow_jwt_secret": "short"}, "at least"),
-        ({"airflow_fernet_key": "not-a-key"}, "url-safe base64 32-byte key"),
-        ({"airflow_db_host": ""}, "put a host in the postgres inventory group"),
-        ({"airflow_connections": [{"conn_id": "bad id!", "conn_type": "postgres"}]}, "needs conn_id"),
-    ],
-)
-def test_bad_inputs_fail_naming_the_fix(tmp_path, overrides, message):
-    result = run_assert(tmp_path, **overrides)
-    assert result.returncode != 0
-    assert message in result.stdout, result.stdout[-3000:]
-    assert "changed=0" in result.stdout or "changed=" not in result.stdout
+CASES = [
+    # (id, overrides, start of the problem line, part of its fix)
+    (
+        "no-db-password",
+        {"airflow_db_password": ""},
+        "airflow_db_password on af1 is empty",
+        "set vault_postgresql_airflow_password in group_vars/all/vault.yml",
+    ),
+    (
+        "short-jwt-secret",
+        {"airflow_jwt_secret": "short"},
+        "airflow_jwt_secret on af1 is a secret of 5 characters",
+        "set vault_airflow_jwt_secret (at least 16 characters)",
+    ),
+    (
+        "quote-in-api-secret",
+        {"airflow_api_secret_key": "a" * 20 + "'"},
+        "airflow_api_secret_key on af1 is a secret of 21 characters",
+        "it must not contain a single quote",
+    ),
+    (
+        "bad-fernet-key",
+        {"airflow_fernet_key": "not-a-key"},
+        "airflow_fernet_key on af1 is a secret of 9 characters",
+        "url-safe base64 32-byte key",
+    ),
+    (
+        "no-db-host",
+        {"airflow_db_host": ""},
+        "airflow_db_host on af1 is ''",
+        "put a host in the inventory group postgres, or set airflow_db_host",
+    ),
+    (
+        "bad-conn-id",
+        {"airflow_connections": [{"conn_id": "bad id!", "conn_type": "postgres"}]},
+        "airflow_connections[bad id!].conn_id on af1 is 'bad id!'",
+        "use letters, digits, _ . -",
+    ),
+    (
+        "extra-conn-without-type",
+        {"airflow_connections_extra": [{"conn_id": "api_quotes", "host": "api.example.invalid"}]},
+        "airflow_connections[api_quotes].conn_type on af1 is unset",
+        "set the connection type",
+    ),
+    (
+        "conn-extra-not-a-mapping",
+        {"airflow_connections_extra": [{"conn_id": "s3", "conn_type": "aws", "extra": "endpoint_url=x"}]},
+        "airflow_connections[s3].extra on af1 is 'endpoint_url=x'",
+        "write extra as a mapping",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_inputs_fail_naming_the_fix(tmp_path, overrides, line, fix):
+    out = assert_refused(run_assert(tmp_path, **overrides), line, fix, count=1)
+    assert "changed=0" in out or "changed=" not in out
+    # Secrets are shown by their length only.
+    for name, value in {**GOOD, **overrides}.items():
+        if any(word in name for word in ("password", "secret", "key")) and value:
+            assert value not in out, name

@@ -1,4 +1,5 @@
-"""Foundation checks: inventories, versions, bad-input behaviour of site.yml, the lab and artifacts."""
+"""Foundation checks: inventories, secrets, versions, the lab and artifacts (site.yml's refusal of bad
+inventories is tested in tests/test_validate.py)."""
 
 import hashlib
 import json
@@ -56,9 +57,22 @@ def test_production_example_has_the_same_groups():
     assert vault.startswith("$ANSIBLE_VAULT;"), "the production secrets example must be vault-encrypted"
 
 
-def test_every_lab_secret_has_a_production_vault_name(tmp_path):
+def test_every_secret_of_the_contract_is_in_the_lab_and_in_production(tmp_path):
+    """The contract's platform_secrets, the vault_* names it maps to role inputs, the lab's generated
+    secrets and production's vault file name the same secrets."""
+    contract = yaml.safe_load((ROOT / "roles/platform/defaults/main.yml").read_text())
+    wanted = set(contract["platform_secrets"])
+    assert len(wanted) == len(contract["platform_secrets"]), "platform_secrets lists a name twice"
+    # Every vault_* name the contract maps is listed in platform_secrets, and every listed one is used.
+    mapped = set(
+        re.findall(
+            r"\bvault_[a-z0-9_]+", yaml.safe_dump({k: v for k, v in contract.items() if k != "platform_secrets"})
+        )
+    )
+    assert mapped == wanted, f"mapped but not listed: {mapped - wanted}, listed but never mapped: {wanted - mapped}"
     lab = yaml.safe_load((ROOT / "inventories/lab/group_vars/all/secrets.yml").read_text())
     lab_names = {k for k in lab if k.startswith("vault_")}
+    assert lab_names == wanted, f"lab-only: {lab_names - wanted}, missing from the lab: {wanted - lab_names}"
     pw = tmp_path / "pw"
     pw.write_text("example\n")
     plain = subprocess.run(
@@ -75,7 +89,9 @@ def test_every_lab_secret_has_a_production_vault_name(tmp_path):
         check=True,
     ).stdout
     prod_names = {k for k in yaml.safe_load(plain) if k.startswith("vault_")}
-    assert lab_names == prod_names, f"lab-only: {lab_names - prod_names}, production-only: {prod_names - lab_names}"
+    assert prod_names == wanted, (
+        f"production-only: {prod_names - wanted}, missing from production: {wanted - prod_names}"
+    )
 
 
 def test_role_defaults_pin_the_bundle_versions():
@@ -95,33 +111,6 @@ def test_role_defaults_pin_the_bundle_versions():
     assert f"<kafka.version>{versions['kafka_version']}</kafka.version>" in pom
     # Every bundled version is pinned by its role too (a version missing there was not compared).
     assert checked == len(versions), "a version of files/bundle/versions.yml is missing from its role's defaults"
-
-
-def test_site_fails_before_touching_hosts_when_a_group_is_missing(tmp_path):
-    inv = tmp_path / "hosts.yml"
-    # Unroutable SSH hosts: if anything tried to reach them the run would fail differently.
-    inv.write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "vars": {"ansible_host": "192.0.2.1", "ansible_connection": "ssh"},
-                    "children": {
-                        "clickhouse": {"hosts": {"ch1": None}},
-                        "clickhouse_keeper": {"hosts": {"ch1": None}},
-                        "postgres": {"hosts": {"pg1": None}},
-                    },
-                }
-            }
-        )
-    )
-    res = run_playbook("site.yml", "-i", str(inv))
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "airflow, kafka, minio, superset" in out or all(g in out for g in ("kafka", "minio", "airflow", "superset"))
-    assert "nothing was changed on any host" in out
-    # No play beyond the validation ran: no host was contacted.
-    assert "UNREACHABLE" not in out
-    assert "Base configuration of every platform host" not in out
 
 
 @pytest.fixture
@@ -209,14 +198,3 @@ def test_bundle_manifest_matches_its_files():
     assert manifest["minio"]["version"] == versions["minio_version"]
     if not manifest["clickhouse"]["available"]:
         assert "NOT in the bundle" in manifest["clickhouse"]["reason"]
-
-
-def test_site_refuses_placeholder_secrets_before_touching_hosts(tmp_path):
-    pw = tmp_path / "pw"
-    pw.write_text("example\n")
-    res = run_playbook("site.yml", "-i", "inventories/production.example", "--vault-password-file", str(pw))
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "still the example placeholder" in out
-    assert "vault_clickhouse_admin_password" in out
-    assert "UNREACHABLE" not in out

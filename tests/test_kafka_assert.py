@@ -1,11 +1,13 @@
 """The kafka role refuses bad inventories in assert.yml, before it changes anything.
 
-Runs playbooks/kafka.yml limited to the `kafka:assert` tag against throw-away local inventories.
+Runs playbooks/kafka.yml limited to the `kafka:assert` tag against throw-away local inventories;
+the checks are chplatform.platform.validate_inventory's (plugin_utils/inventory_checks.py), one
+line per problem: `<variable> on <host or group> is <value>: <fix>`.
 """
 
 import pytest
 
-from tests.conftest import ROOT, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
 
 SHA = "0" * 64
 
@@ -36,41 +38,81 @@ def test_valid_three_node_inventory_passes(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.parametrize(
-    ("hosts", "group_vars", "message"),
-    [
-        ({"k1": {"kafka_node_id": 1}, "k2": {"kafka_node_id": 2}}, {}, "needs an odd number of controllers"),
-        ({"k1": {"kafka_node_id": 1, "kafka_process_roles": ["broker"]}}, {}, "(has 0: [])"),
-        ({**THREE, "k3": {"kafka_node_id": 2}}, {}, "kafka_node_id values in group kafka repeat"),
-        ({"k1": {}}, {}, "give it kafka_node_id"),
-        (THREE, {"kafka_artifact_sha256": ""}, "Set kafka_artifact_sha256"),
-        (THREE, {"kafka_cluster_id": "not-a-uuid"}, "kafka_cluster_id must be empty or a 22-character"),
-        (
-            THREE,
-            {"kafka_topics_extra": [{"name": "too_wide", "replication_factor": 4}]},
-            "between 1 and the number of brokers (3)",
-        ),
-        (
-            THREE,
-            {"kafka_topics_extra": [{"name": "sensor_data", "partitions": 6}]},
-            "list a topic twice",
-        ),
-    ],
-    ids=[
+CASES = [
+    # (id, hosts, group vars, start of the problem line, part of its fix)
+    (
         "even-controllers",
+        {"k1": {"kafka_node_id": 1}, "k2": {"kafka_node_id": 2}},
+        {},
+        "kafka_process_roles on group kafka is 2 controllers (k1, k2)",
+        "the KRaft quorum needs an odd number of controllers",
+    ),
+    (
         "zero-controllers",
+        {"k1": {"kafka_node_id": 1, "kafka_process_roles": ["broker"]}},
+        {},
+        "kafka_process_roles on group kafka is no controller",
+        "give controller to 1 or 3 hosts",
+    ),
+    (
         "duplicate-ids",
-        "no-node-id",
+        {**THREE, "k3": {"kafka_node_id": 2}},
+        {},
+        "kafka_node_id on k2, k3 is 2",
+        "give every Kafka node its own id",
+    ),
+    ("no-node-id", {"k1": {}}, {}, "kafka_node_id on k1 is unset", "set it under the host in hosts.yml"),
+    (
         "no-sha256",
+        THREE,
+        {"kafka_artifact_sha256": ""},
+        "kafka_artifact_sha256 on k1 is ''",
+        "set the sha256 (64 hex digits) of the tarball",
+    ),
+    (
         "bad-cluster-id",
+        THREE,
+        {"kafka_cluster_id": "not-a-uuid"},
+        "kafka_cluster_id on k1 is 'not-a-uuid'",
+        "22-character base64url UUID",
+    ),
+    (
+        "no-cluster-name",
+        THREE,
+        {"kafka_cluster_name": ""},
+        "kafka_cluster_name on k1 is ''",
+        "it seeds the cluster id of a new cluster",
+    ),
+    ("port-zero", THREE, {"kafka_port": 0}, "kafka_port on k1 is 0", "between 1 and 65535"),
+    (
+        "external-port-taken",
+        THREE,
+        {"kafka_external_listener_port": 9093},
+        "kafka_external_listener_port on k1 is 9093",
+        "use a port other than kafka_port and kafka_controller_port",
+    ),
+    ("no-max-heap", THREE, {"kafka_heap_opts": "-Xms1g"}, "kafka_heap_opts on k1 is '-Xms1g'", "-Xmx1g"),
+    (
         "rf-above-brokers",
+        THREE,
+        {"kafka_topics_extra": [{"name": "too_wide", "replication_factor": 4}]},
+        "kafka_topics[too_wide].replication_factor on group kafka is 4",
+        "the group has 3 broker(s) — lower it to 3 or add brokers",
+    ),
+    (
         "duplicate-topic",
-    ],
-)
-def test_bad_inventory_fails_with_a_fix(tmp_path, hosts, group_vars, message):
+        THREE,
+        {"kafka_topics_extra": [{"name": "sensor_data", "partitions": 6}]},
+        "kafka_topics[sensor_data] on group kafka is 'sensor_data'",
+        "the topic is listed twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(("hosts", "group_vars", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_inventory_fails_with_a_fix(tmp_path, hosts, group_vars, line, fix):
     result = run_assert(tmp_path, hosts, **group_vars)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    assert message in output, output[-3000:]
-    # Only assertions ran: nothing was created on the (local) host.
+    # One mistake, one line, naming the variable, where it is set, its value and the fix.
+    assert_refused(result, line, fix, count=1)
+    # Only the checks ran: nothing was created on the (local) host.
     assert not (tmp_path / "data").exists()

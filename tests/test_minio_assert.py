@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, assert_refused, run_playbook
 
 SHA = "1ce61ef8ebff2ff722c34ba8c213a64022c23facd5bd9e709a8414a22df924b4"
 GOOD = {
@@ -33,13 +33,22 @@ def run_assert(tmp_path, extra: dict, tasks_from: str = "assert.yml", after: lis
     path = tmp_path / "play.yml"
     path.write_text(yaml.safe_dump(book))
     (tmp_path / "vars.json").write_text(json.dumps({**GOOD, **extra}))
-    proc = run_playbook(path, "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", timeout=120)
-    return proc.returncode, proc.stdout + proc.stderr
+    return run_playbook(path, "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", timeout=120)
+
+
+def refused(tmp_path, extra: dict, line: str, fix: str) -> str:
+    """The role's checks refuse these inputs with exactly one problem line, starting with ``line``
+    and naming ``fix``; nothing past the checks ran. Returns the output."""
+    out = assert_refused(run_assert(tmp_path, extra), line, fix, count=1)
+    assert "Install" not in out and "Create" not in out, out[-3000:]
+    return out
 
 
 def test_good_inputs_pass(tmp_path):
-    rc, out = run_assert(tmp_path, {})
-    assert rc == 0, out
+    proc = run_assert(tmp_path, {})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The checks ran (on localhost, outside any minio group) and found nothing.
+    assert "TASK [minio : Check this role's inputs" in proc.stdout and "ok: [localhost]" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -54,52 +63,104 @@ def test_good_inputs_pass(tmp_path):
     ],
 )
 def test_bad_bucket_names_fail_with_the_rule(tmp_path, bucket, rule):
-    rc, out = run_assert(tmp_path, {"minio_buckets_extra": [{"name": bucket}]})
-    assert rc != 0
-    assert f"bucket '{bucket}' is not a valid name" in out and rule in out
+    out = refused(
+        tmp_path, {"minio_buckets_extra": [{"name": bucket}]}, f"minio_buckets[{bucket}].name on group minio", rule
+    )
+    assert "rename it, e.g. '" in out
 
 
 def test_duplicate_bucket_fails(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_buckets_extra": [{"name": "datasets"}]})
-    assert rc != 0 and "lists a bucket twice: datasets" in out
+    refused(
+        tmp_path,
+        {"minio_buckets_extra": [{"name": "datasets"}]},
+        "minio_buckets[datasets] on group minio is 'datasets'",
+        "the bucket is listed twice: keep one entry",
+    )
 
 
 def test_missing_artifact_names_the_fix(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_artifact_url": ""})
-    assert rc != 0
-    assert "set minio_artifact_url or minio_artifact_src to a binary built with" in out
+    out = refused(
+        tmp_path,
+        {"minio_artifact_url": ""},
+        "minio_artifact_url on localhost is ''",
+        "set minio_artifact_url or minio_artifact_src to a server binary built with",
+    )
     assert "go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c" in out
     assert "bin/bundle builds one" in out
 
 
 def test_bad_checksum_fails(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_artifact_sha256": "abc"})
-    assert rc != 0 and "minio_artifact_sha256 must be the sha256" in out
+    refused(tmp_path, {"minio_artifact_sha256": "abc"}, "minio_artifact_sha256 on localhost is 'abc'", "64 hex digits")
 
 
 def test_missing_root_password_fails(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_root_password": ""})
-    assert rc != 0 and "vault_minio_root_password" in out
+    refused(
+        tmp_path,
+        {"minio_root_password": ""},
+        "minio_root_password on localhost is empty",
+        "set vault_minio_root_password (8 to 40 characters)",
+    )
 
 
 def test_missing_user_secret_fails_without_showing_secrets(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_clickhouse_secret_key": ""})
-    assert rc != 0
-    assert "user 'clickhouse'" in out and "vault_minio_clickhouse_secret_key" in out
-    # The other user's secret is in the loop's data; it must not reach the output.
+    out = refused(
+        tmp_path,
+        {"minio_clickhouse_secret_key": ""},
+        "minio_users[clickhouse].secret_key on group minio is empty",
+        "set vault_minio_clickhouse_secret_key (8 to 40 characters)",
+    )
+    # The other secrets are in the checked data; none reaches the output.
     assert GOOD["minio_airflow_secret_key"] not in out
     assert GOOD["minio_root_password"] not in out
 
 
+def test_short_user_secret_is_shown_by_its_length_only(tmp_path):
+    out = refused(
+        tmp_path,
+        {"minio_airflow_secret_key": "short"},
+        "minio_users[airflow].secret_key on group minio is a secret of 5 characters",
+        "8 to 40 characters",
+    )
+    assert "short" not in out.replace("minio_users[airflow].secret_key", "")
+
+
 def test_bad_bucket_granted_to_a_user_fails(tmp_path):
     users = [{"name": "etl", "secret_key": "etl-secret-key-1", "read_only": ["Raw_Data"]}]
-    rc, out = run_assert(tmp_path, {"minio_users_extra": users})
-    assert rc != 0 and "'Raw_Data', is not a valid name" in out
+    out = refused(
+        tmp_path,
+        {"minio_users_extra": users},
+        "minio_users[etl].read_write/read_only on group minio is 'Raw_Data'",
+        "no underscores",
+    )
+    assert users[0]["secret_key"] not in out
+
+
+def test_user_without_any_grant_fails(tmp_path):
+    users = [{"name": "idle", "secret_key": "idle-secret-key-1"}]
+    refused(
+        tmp_path,
+        {"minio_users_extra": users},
+        "minio_users[idle] on group minio is 'idle'",
+        "grant it something: read_write / read_only buckets, a policy or policies",
+    )
 
 
 def test_tls_needs_cert_and_key(tmp_path):
-    rc, out = run_assert(tmp_path, {"minio_tls_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"})
-    assert rc != 0 and "Set both minio_tls_cert and minio_tls_key" in out
+    refused(
+        tmp_path,
+        {"minio_tls_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
+        "minio_tls_cert on localhost is half set",
+        "set both minio_tls_cert and minio_tls_key, or neither",
+    )
+
+
+def test_api_and_console_need_two_ports(tmp_path):
+    refused(
+        tmp_path,
+        {"minio_console_address": ":9000"},
+        "minio_api_address on localhost is ':9000'",
+        "two different ports",
+    )
 
 
 def _render(tmp_path, extra: dict) -> dict:

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, assert_refused, problem_lines, run_playbook
 
 ROLE = ROOT / "roles" / "postgresql"
 HBA_TEMPLATE = ROLE / "templates" / "etc" / "postgresql" / "15" / "main" / "pg_hba.conf.j2"
+# Throw-away values of the vault_* secrets the platform contract maps into postgresql_users.
+SECRETS = {
+    f"vault_postgresql_{name}_password": f"test-{name}-pw" for name in ("airflow", "superset", "prod", "clickhouse")
+}
 
 
 def write(path: Path, text: str) -> Path:
@@ -24,12 +28,22 @@ def apply_role(tmp_path: Path, role_vars: dict):
         "hosts": "localhost",
         "connection": "local",
         "gather_facts": False,
-        "vars": {"postgresql_listen_addresses": ["localhost"], **role_vars},
+        "vars": {**SECRETS, "postgresql_listen_addresses": ["localhost"], **role_vars},
         "roles": ["postgresql"],
     }
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([play]))
     return run_playbook(playbook, "-i", "localhost,")
+
+
+def refused(result, line: str, fix: str) -> str:
+    """Stopped by the role's checks (one line per problem), before installing or changing anything,
+    with no password in the output."""
+    out = assert_refused(result, line, fix)
+    assert "Install the PostgreSQL packages" not in out
+    for secret in SECRETS.values():
+        assert secret not in out
+    return out
 
 
 def test_user_without_password_fails_early_naming_user_and_variable(tmp_path):
@@ -40,19 +54,22 @@ def test_user_without_password_fails_early_naming_user_and_variable(tmp_path):
             "postgresql_databases": [{"name": "superset", "owner": "superset"}],
         },
     )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "PostgreSQL user 'superset' in postgresql_users has no password" in out
-    # It failed in the checks, before installing or changing anything...
-    assert "Install the PostgreSQL packages" not in out
+    out = refused(
+        result,
+        "postgresql_users[superset].password on localhost is empty",
+        "set it (map it from vault_postgresql_superset_password) or give the user state: absent",
+    )
     # ...and the output carries no password.
     assert "s3cret-airflow" not in out
 
 
 def test_empty_password_from_an_unset_secret_fails_the_same_way(tmp_path):
-    result = apply_role(tmp_path, {"postgresql_users": [{"name": "clickhouse", "password": ""}]})
-    assert result.returncode != 0
-    assert "PostgreSQL user 'clickhouse' in postgresql_users has no password" in result.stdout
+    result = apply_role(tmp_path, {"vault_postgresql_clickhouse_password": ""})
+    refused(
+        result,
+        "postgresql_users[clickhouse].password on localhost is empty",
+        "map it from vault_postgresql_clickhouse_password",
+    )
 
 
 def test_database_owner_must_be_a_managed_user(tmp_path):
@@ -63,15 +80,48 @@ def test_database_owner_must_be_a_managed_user(tmp_path):
             "postgresql_databases": [{"name": "prod", "owner": "prod_owner"}],
         },
     )
-    assert result.returncode != 0
-    assert "Database 'prod' in postgresql_databases needs" in result.stdout
-    assert "got owner 'prod_owner'" in result.stdout
+    refused(
+        result,
+        "postgresql_databases[prod].owner on localhost is 'prod_owner'",
+        "use one of postgresql_users (airflow) or postgres",
+    )
 
 
 def test_wildcard_listen_address_refused(tmp_path):
     result = apply_role(tmp_path, {"postgresql_listen_addresses": ["*"]})
-    assert result.returncode != 0
-    assert "postgresql_listen_addresses must name the addresses to listen on" in result.stdout
+    out = refused(
+        result,
+        "postgresql_listen_addresses on localhost is ['*']",
+        "name the addresses to listen on (localhost and the private address), not a wildcard",
+    )
+    # The contract's users, databases and migrations are valid: this is the only problem.
+    assert len(problem_lines(out)) == 1, problem_lines(out)
+
+
+def test_access_entry_must_name_a_managed_database_and_user(tmp_path):
+    result = apply_role(
+        tmp_path, {"postgresql_hba_group_access": [{"group": "airflow", "database": "airflow", "user": "nobody"}]}
+    )
+    refused(result, "postgresql_hba_group_access on localhost is {", "its user is not in postgresql_users")
+
+
+def test_migrations_need_their_file_and_a_unique_version(tmp_path):
+    result = apply_role(
+        tmp_path,
+        {
+            "postgresql_migrations": [
+                {"database": "prod", "version": 1, "name": "taxi_schema", "file": "prod/001_schema.sql"},
+                {"database": "prod", "version": 1, "name": "again", "file": "prod/001_schema.sql"},
+                {"database": "prod", "version": 2, "name": "missing", "file": "prod/999_missing.sql"},
+            ]
+        },
+    )
+    out = refused(result, "postgresql_migrations[prod 1] on localhost is 1", "the version is used twice")
+    assert any(
+        line.startswith("postgresql_migrations[prod 2] on localhost is 'prod/999_missing.sql'")
+        and "the file does not exist on the controller" in line
+        for line in problem_lines(out)
+    ), problem_lines(out)
 
 
 def test_pg_hba_generated_from_inventory_groups(tmp_path):

@@ -5,7 +5,7 @@ Runs playbooks/superset.yml limited to the `superset:assert` tag against throw-a
 
 import pytest
 
-from tests.conftest import ROOT, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
 
 GOOD = {
     "superset_secret_key": "k" * 48,
@@ -34,30 +34,65 @@ def test_complete_inventory_passes(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        (
-            {"superset_secret_key": ""},
-            "superset_secret_key is empty: set it from the vault secret vault_superset_secret_key",
-        ),
-        ({"superset_secret_key": "short"}, "superset_secret_key must be at least 32 characters"),
-        (
-            {"superset_clickhouse_password": ""},
-            "superset_clickhouse_password is empty: set it from the vault secret vault_clickhouse_bi_password",
-        ),
-        ({"superset_admin_password": ""}, "superset_admin_password is empty"),
-        ({"superset_db_password": ""}, "superset_db_password is empty"),
-        ({"superset_clickhouse_host": ""}, "superset_clickhouse_host ('') a clickhouse group or an explicit host"),
-    ],
-    ids=["no-secret-key", "short-secret-key", "no-bi-password", "no-admin-password", "no-db-password", "no-clickhouse"],
-)
-def test_bad_input_fails_naming_the_fix(tmp_path, override, message):
-    result = run_assert(tmp_path, **{**GOOD, **override})
-    assert result.returncode != 0
-    assert message in result.stdout, result.stdout[-3000:]
-    # nothing past the assertions ran
-    assert "Install the packages the venv needs" not in result.stdout
+CASES = [
+    # (id, override, start of the problem line, part of its fix)
+    (
+        "no-secret-key",
+        {"superset_secret_key": ""},
+        "superset_secret_key on ss1 is empty",
+        "set vault_superset_secret_key in group_vars/all/vault.yml",
+    ),
+    (
+        "short-secret-key",
+        {"superset_secret_key": "short"},
+        "superset_secret_key on ss1 is a secret of 5 characters",
+        "use at least 32 characters (it signs sessions and encrypts passwords)",
+    ),
+    (
+        "no-bi-password",
+        {"superset_clickhouse_password": ""},
+        "superset_clickhouse_password on ss1 is empty",
+        "set vault_clickhouse_bi_password in group_vars/all/vault.yml",
+    ),
+    (
+        "no-admin-password",
+        {"superset_admin_password": ""},
+        "superset_admin_password on ss1 is empty",
+        "set vault_superset_admin_password",
+    ),
+    (
+        "no-db-password",
+        {"superset_db_password": ""},
+        "superset_db_password on ss1 is empty",
+        "set vault_postgresql_superset_password",
+    ),
+    (
+        "no-clickhouse",
+        {"superset_clickhouse_host": ""},
+        "superset_clickhouse_host on ss1 is ''",
+        "put a host in the inventory group clickhouse, or set superset_clickhouse_host",
+    ),
+    (
+        "no-db-host",
+        {"superset_db_host": ""},
+        "superset_db_host on ss1 is ''",
+        "put a host in the inventory group postgres, or set superset_db_host",
+    ),
+    ("no-workers", {"superset_workers": 0}, "superset_workers on ss1 is 0", "use a positive whole number"),
+    (
+        "no-assets-bundle",
+        {"superset_assets_src": "/nonexistent/assets"},
+        "superset_assets_src on ss1 is '/nonexistent/assets'",
+        "an export bundle directory with metadata.yaml",
+    ),
+]
+
+
+@pytest.mark.parametrize(("override", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_naming_the_fix(tmp_path, override, line, fix):
+    out = assert_refused(run_assert(tmp_path, **{**GOOD, **override}), line, fix, count=1)
+    # nothing past the checks ran
+    assert "Install the packages the venv needs" not in out
     # no secret leaks into the output
     for secret in GOOD.values():
-        assert secret not in result.stdout
+        assert secret not in out

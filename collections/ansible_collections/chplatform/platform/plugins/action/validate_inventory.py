@@ -130,8 +130,11 @@ class ActionModule(ActionBase):
         )
         components = args.get("components") or list(COMPONENTS)
         inventory_wide = args["inventory_wide"]
-        # Inside a role the current host's own variables are the exact ones (play vars included).
-        current = task_vars.get("inventory_hostname") if self._task._role is not None else None
+        # Inside a role the current host's own variables are the exact ones (play vars included),
+        # and the hosts the role is applied to are checked too, even outside the component's group.
+        in_role = self._task._role is not None
+        current = task_vars.get("inventory_hostname") if in_role else None
+        play_hosts = list(task_vars.get("ansible_play_hosts_all") or []) if in_role else None
         view = AnsibleView(self, task_vars, current)
         contract_path = view.role_file("platform", "defaults/main.yml")
         contract = sorted((view.load_yaml(contract_path) or {}).keys()) if contract_path else []
@@ -142,6 +145,7 @@ class ActionModule(ActionBase):
                 inventory_wide=inventory_wide,
                 contract_names=contract,
                 validator_factory=ArgumentSpecValidator,
+                play_hosts=play_hosts,
             )
         except ValueError as exc:
             return dict(result, failed=True, msg=str(exc))

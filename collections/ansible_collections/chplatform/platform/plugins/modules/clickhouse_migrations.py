@@ -30,7 +30,7 @@ options:
   path:
     description:
       - Directory with the rendered migrations (C(NNN_name.sql)); any other file is an error.
-      - Its C(superseded/) subdirectory may hold earlier forms of a migration (C(NNN_name~form.sql)):
+      - Its C(superseded/) subdirectory may hold earlier forms of a migration (C(NNN_name~form.sql));
         a migration recorded with the checksum of such a form counts as applied and is listed in
         RV(superseded) instead of failing as modified.
     type: path

@@ -15,7 +15,10 @@ description:
     inventory, role vars) and runs the platform's checks on them, on the controller only.
   - Reports every problem at once, one line each (variable, host or group, value, fix); secrets are
     never shown, only their length.
-  - playbooks/validate.yml runs all checks; each role's tasks/assert.yml runs its own component's.
+  - playbooks/validate.yml runs all checks; each role's tasks/assert.yml runs its own component's,
+    for the hosts of the component's group and the hosts the play applies the role to.
+  - The types of a role's inputs come from its meta/argument_specs.yml; with I(inventory_wide), the
+    contract's from roles/platform/meta/argument_specs.yml (entry point C(contract)).
 options:
   components:
     description: Components to check (default all); see inventory_checks.COMPONENTS.

@@ -117,6 +117,8 @@ class Context:
     # Checks that could not run before facts are gathered: (variable, host).
     deferred: list[tuple[str, str]] = field(default_factory=list)
     _reported: set[tuple[str, str]] = field(default_factory=set)
+    # The contract's raw defaults (roles/platform/defaults/main.yml), read on first use.
+    contract: dict[str, Any] | None = None
 
     def hosts(self, pattern: str) -> list[str]:
         """Hosts of a group; 'a:!b' means hosts of a that are not in b; 'all' every host."""
@@ -203,6 +205,27 @@ def _port_of_address(address: Any) -> int | None:
     if not isinstance(address, str):
         return None
     return _int(address.rpartition(":")[2])
+
+
+VAULT_MAPPING = re.compile(r"^\{\{\s*(vault_[A-Za-z0-9_]+)\s*\}\}$")
+
+
+def vault_source(ctx: Context, name: str) -> str | None:
+    """The vault_* secret the platform contract maps to ``name`` (None if it maps none)."""
+    if ctx.contract is None:
+        path = ctx.view.role_file("platform", "defaults/main.yml")
+        ctx.contract = (ctx.view.load_yaml(path) or {}) if path else {}
+    found = VAULT_MAPPING.match(str(ctx.contract.get(name, "")).strip())
+    return found.group(1) if found else None
+
+
+def secret_fix(ctx: Context, name: str, requirement: str = "") -> str:
+    """The fix for an empty or bad secret: name the vault_* secret that feeds it."""
+    source = vault_source(ctx, name)
+    need = f" ({requirement})" if requirement else ""
+    if source:
+        return f"set {source}{need} in group_vars/all/vault.yml (the platform contract maps it to {name})"
+    return f"set it{need}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -333,6 +356,10 @@ HOST_REFERENCES: list[tuple[str, str]] = [
 ]
 
 
+# Client host variables whose emptiness the component's own check reports (_check_host_set).
+HOSTS_CHECKED_BY_COMPONENT = {"airflow_db_host", "superset_db_host", "superset_clickhouse_host"}
+
+
 def check_host_references(ctx: Context) -> None:
     known = set(ctx.hosts("all"))
     external = set()
@@ -342,8 +369,9 @@ def check_host_references(ctx: Context) -> None:
         pattern, role = COMPONENTS[component]
         for host in ctx.hosts(pattern):
             value = ctx.var(host, name, role)
-            if value in (None, "") and component == "common":
-                continue  # the group is empty: check_groups says so
+            if value in (None, "") and (component == "common" or name in HOSTS_CHECKED_BY_COMPONENT):
+                # An empty group: check_groups says so, and the client's component check names the variable.
+                continue
             if value not in known and value not in external:
                 ctx.add(
                     name,
@@ -384,6 +412,14 @@ def check_common(ctx: Context, hosts: list[str]) -> None:
 def check_keeper_quorum(ctx: Context) -> None:
     keepers = ctx.view.groups.get("clickhouse_keeper", [])
     if not keepers:
+        ctx.add(
+            "group clickhouse_keeper",
+            "the inventory",
+            None,
+            "ClickHouse needs a Keeper quorum — put 3 hosts (1 only for a test) in group clickhouse_keeper, "
+            "each with its clickhouse_keeper_server_id",
+            shown="empty" if "clickhouse_keeper" in ctx.view.groups else "missing",
+        )
         return
     if len(keepers) % 2 == 0:
         ctx.add(
@@ -497,7 +533,7 @@ def _check_not_empty(ctx: Context, host: str, role: str, names: list[str]) -> No
     for name in names:
         value = ctx.var(host, name, role)
         if value is None or str(value) == "":
-            ctx.add(name, host, value, "it is empty — map it from its vault_* secret (see the platform contract)")
+            ctx.add(name, host, value, secret_fix(ctx, name))
 
 
 def check_clickhouse(ctx: Context, hosts: list[str]) -> None:
@@ -532,10 +568,23 @@ SCHEMA_ROLES = ("observer", "analytic", "data_engineer", "etl_role", "bi_role", 
 def check_clickhouse_schema(ctx: Context, hosts: list[str]) -> None:
     for host in hosts[:1]:
         role = "clickhouse_schema"
-        for name in ("clickhouse_schema_replicated", "clickhouse_schema_on_cluster"):
+        for name in (
+            "clickhouse_schema_packages_available",
+            "clickhouse_schema_replicated",
+            "clickhouse_schema_on_cluster",
+        ):
             value = ctx.var(host, name, role)
             if value is not None and str(value).lower() not in ("true", "false"):
                 ctx.add(name, host, value, "use true or false")
+        applying = str(ctx.var(host, "clickhouse_schema_packages_available", role, default=True)).lower() != "false"
+        login_password = ctx.var(host, "clickhouse_schema_login_password", role, default="")
+        if applying and (login_password is None or str(login_password) == ""):
+            ctx.add(
+                "clickhouse_schema_login_password",
+                host,
+                login_password,
+                secret_fix(ctx, "clickhouse_schema_login_password", "the admin password the migrations log in with"),
+            )
         on_cluster = str(ctx.var(host, "clickhouse_schema_on_cluster", role, default=False)).lower() == "true"
         replicated = str(ctx.var(host, "clickhouse_schema_replicated", role, default=False)).lower() == "true"
         if on_cluster and not replicated:
@@ -621,7 +670,16 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
             )
     controllers = [h for h, r in roles_by_host.items() if "controller" in r]
     brokers = [h for h, r in roles_by_host.items() if "broker" in r]
-    if hosts and len(controllers) % 2 == 0:
+    if hosts and not controllers:
+        ctx.add(
+            "kafka_process_roles",
+            "group kafka",
+            None,
+            "KRaft needs a controller quorum — give controller to 1 or 3 hosts "
+            "(kafka_process_roles: [broker, controller], the default, or [controller])",
+            shown="no controller",
+        )
+    elif hosts and len(controllers) % 2 == 0:
         ctx.add(
             "kafka_process_roles",
             "group kafka",
@@ -654,7 +712,18 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
         heap = ctx.var(host, "kafka_heap_opts", role)
         if heap is not None and not re.search(r"-Xmx[0-9]+[kmgKMG]", str(heap)):
             ctx.add("kafka_heap_opts", host, heap, "include a maximum heap, e.g. -Xms1g -Xmx1g")
+        cluster_name = ctx.var(host, "kafka_cluster_name", role)
+        if cluster_name is not None and not str(cluster_name):
+            ctx.add(
+                "kafka_cluster_name",
+                host,
+                cluster_name,
+                "set a name: it seeds the cluster id of a new cluster (kafka_cluster_id empty)",
+            )
         ports = {n: _int(ctx.var(host, n, role)) for n in ("kafka_port", "kafka_controller_port")}
+        for port_name, port in ports.items():
+            if port is not None and not 0 < port < 65536:
+                ctx.add(port_name, host, port, "use a TCP port between 1 and 65535 (set once in group_vars/all)")
         external = _int(ctx.var(host, "kafka_external_listener_port", role, default=0)) or 0
         if ports["kafka_port"] and ports["kafka_port"] == ports["kafka_controller_port"]:
             ctx.add("kafka_controller_port", host, ports["kafka_controller_port"], "use a port other than kafka_port")
@@ -798,7 +867,8 @@ def check_minio(ctx: Context, hosts: list[str]) -> None:
                 host,
                 "",
                 "set minio_artifact_url or minio_artifact_src to a server binary built with go install "
-                "github.com/minio/minio@<version> (bin/bundle builds one)",
+                f"github.com/minio/minio@{ctx.var(host, 'minio_version', role, default='<minio_version>')} "
+                "(bin/bundle builds one), and minio_artifact_sha256 to its sha256",
             )
         sha = ctx.var(host, "minio_artifact_sha256", role)
         if sha is not None and not SHA256.fullmatch(str(sha)):
@@ -813,7 +883,7 @@ def check_minio(ctx: Context, hosts: list[str]) -> None:
             ctx.add("minio_root_user", host, user, "use at least 3 characters")
         password = ctx.var(host, "minio_root_password", role, default="")
         if password is not None and not 8 <= len(str(password)) <= 40:
-            ctx.add("minio_root_password", host, password, "use 8 to 40 characters (vault_minio_root_password)")
+            ctx.add("minio_root_password", host, password, secret_fix(ctx, "minio_root_password", "8 to 40 characters"))
         if bool(ctx.var(host, "minio_tls_cert", role, default="")) != bool(
             ctx.var(host, "minio_tls_key", role, default="")
         ):
@@ -850,11 +920,14 @@ def check_minio(ctx: Context, hosts: list[str]) -> None:
                 continue
             secret = str(user.get("secret_key") or "")
             if not 8 <= len(secret) <= 40:
+                feeder = f"minio_{name}_secret_key"
                 ctx.add(
                     f"{label}.secret_key",
                     "group minio",
                     secret,
-                    f"use 8 to 40 characters (vault_minio_{name}_secret_key)",
+                    secret_fix(ctx, feeder, "8 to 40 characters")
+                    if vault_source(ctx, feeder)
+                    else f"use 8 to 40 characters (map it from a vault secret such as vault_minio_{name}_secret_key)",
                 )
             grants = (user.get("read_write") or []) + (user.get("read_only") or [])
             if not (grants or user.get("policy") or user.get("policies")):
@@ -867,7 +940,19 @@ def check_minio(ctx: Context, hosts: list[str]) -> None:
             for bucket in grants:
                 rule = bucket_name_problem(str(bucket))
                 if rule:
-                    ctx.add(f"{label}.read_write/read_only", "group minio", bucket, rule)
+                    ctx.add(
+                        f"{label}.read_write/read_only",
+                        "group minio",
+                        bucket,
+                        f"{rule} — grant the bucket by its valid name (minio_buckets)",
+                    )
+
+
+def _check_host_set(ctx: Context, host: str, role: str, name: str, group: str) -> None:
+    """A client's server host: empty when the inventory has no host in the server's group."""
+    value = ctx.var(host, name, role)
+    if value is not None and not str(value):
+        ctx.add(name, host, value, f"put a host in the inventory group {group}, or set {name} to the server's name")
 
 
 def check_airflow(ctx: Context, hosts: list[str]) -> None:
@@ -881,18 +966,22 @@ def check_airflow(ctx: Context, hosts: list[str]) -> None:
         ):
             value = str(ctx.var(host, name, role, default="") or "")
             if len(value) < minimum:
-                ctx.add(name, host, value, f"set it (at least {minimum} characters) from its vault_* secret")
+                ctx.add(
+                    name, host, value, secret_fix(ctx, name, f"at least {minimum} characters" if minimum > 1 else "")
+                )
             if "'" in value:
-                ctx.add(name, host, value, "it must not contain a single quote")
+                ctx.add(name, host, value, "it must not contain a single quote (it is written into airflow.env)")
         fernet = ctx.var(host, "airflow_fernet_key", role, default="")
         if fernet is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}=", str(fernet)):
             ctx.add(
                 "airflow_fernet_key",
                 host,
                 fernet,
-                "use a url-safe base64 32-byte key (43 characters + '='): python3 -c 'import base64,os;"
+                "use a url-safe base64 32-byte key (43 characters + '=', "
+                f"{vault_source(ctx, 'airflow_fernet_key') or 'its vault secret'}): python3 -c 'import base64,os;"
                 "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'",
             )
+        _check_host_set(ctx, host, role, "airflow_db_host", "postgres")
         connections = (ctx.items(host, "airflow_connections", role)) + (
             ctx.items(host, "airflow_connections_extra", role)
         )
@@ -922,7 +1011,7 @@ def check_superset(ctx: Context, hosts: list[str]) -> None:
         ):
             value = ctx.var(host, name, role, default="")
             if not isinstance(value, str) or not value:
-                ctx.add(name, host, value, "set it from its vault_* secret (see the platform contract)")
+                ctx.add(name, host, value, secret_fix(ctx, name))
         key = str(ctx.var(host, "superset_secret_key", role, default="") or "")
         if key and len(key) < 32:
             ctx.add(
@@ -931,6 +1020,8 @@ def check_superset(ctx: Context, hosts: list[str]) -> None:
                 key,
                 "use at least 32 characters (it signs sessions and encrypts passwords)",
             )
+        _check_host_set(ctx, host, role, "superset_db_host", "postgres")
+        _check_host_set(ctx, host, role, "superset_clickhouse_host", "clickhouse")
         for name in ("superset_port", "superset_workers"):
             value = ctx.var(host, name, role)
             if value is not None and not (_int(value) or 0) > 0:
@@ -958,19 +1049,27 @@ COMPONENT_CHECKS = {
 # role inputs against meta/argument_specs.yml
 
 
-def check_argument_specs(ctx: Context, component: str, hosts: list[str], validator_factory) -> None:
-    """Type errors in a role's inputs, one line per variable and host (not a spec dump)."""
-    role = COMPONENTS[component][1]
+def check_argument_specs(
+    ctx: Context,
+    role: str,
+    hosts: list[str],
+    validator_factory,
+    entry_point: str = "main",
+    as_role: str | None = None,
+    skip: set[str] | None = None,
+) -> None:
+    """Type errors in a role's inputs, one line per variable (not a spec dump). ``entry_point`` is
+    the spec's entry point; ``as_role`` the role whose view resolves the values (default ``role``)."""
     path = ctx.view.role_file(role, "meta/argument_specs.yml")
     if not path:
         return
-    spec = ((ctx.view.load_yaml(path) or {}).get("argument_specs") or {}).get("main", {}).get("options") or {}
-    reported: set[str] = set()
+    spec = ((ctx.view.load_yaml(path) or {}).get("argument_specs") or {}).get(entry_point, {}).get("options") or {}
+    reported: set[str] = set(skip or ())
     for host in hosts:
         for name, option in spec.items():
             if name in reported:
                 continue
-            value = ctx.var(host, name, role)
+            value = ctx.var(host, name, as_role or role)
             if value is None or isinstance(value, Deferred):
                 continue
             option = {k: v for k, v in option.items() if k not in ("description", "default", "required")}
@@ -1001,9 +1100,14 @@ def run_checks(
     inventory_wide: bool = True,
     contract_names: list[str] | None = None,
     validator_factory=None,
+    play_hosts: list[str] | None = None,
 ) -> Context:
     """Run the checks of ``components`` (all by default); with ``inventory_wide`` also the groups,
-    secrets, contract, port and host-reference checks that no single role can make."""
+    secrets, contract, port and host-reference checks that no single role can make.
+
+    ``play_hosts`` are the hosts a role is applied to (its assert.yml passes them): they are checked
+    with the component's group, so that a role applied outside its group (standalone use, a test
+    play on localhost) has its inputs checked instead of passing unchecked."""
     ctx = Context(view)
     components = list(components or COMPONENTS)
     unknown = [c for c in components if c not in COMPONENTS]
@@ -1014,21 +1118,42 @@ def run_checks(
         check_secrets(ctx)
     for component in components:
         hosts = ctx.hosts(COMPONENTS[component][0])
+        hosts += [h for h in play_hosts or [] if h not in hosts]
         if not hosts:
             continue
         if validator_factory is not None:
-            check_argument_specs(ctx, component, hosts, validator_factory)
+            check_argument_specs(ctx, COMPONENTS[component][1], hosts, validator_factory)
         COMPONENT_CHECKS[component](ctx, hosts)
     if inventory_wide:
+        if validator_factory is not None:
+            # The contract's own types (roles/platform/meta/argument_specs.yml), for the variables
+            # no component's spec has reported already.
+            done = {p.variable for p in ctx.problems}
+            check_argument_specs(
+                ctx,
+                "platform",
+                ctx.hosts("all"),
+                validator_factory,
+                entry_point="contract",
+                as_role="common",
+                skip=done,
+            )
         check_ports(ctx)
         check_host_references(ctx)
         if contract_names:
             check_contract(ctx, contract_names)
-    # The same problem found through two components is one line.
-    unique, seen = [], set()
-    for p in ctx.problems:
-        if p.line() not in seen:
-            seen.add(p.line())
-            unique.append(p)
-    ctx.problems = unique
+    ctx.problems = _merge_problems(ctx.problems)
     return ctx
+
+
+def _merge_problems(problems: list[Problem]) -> list[Problem]:
+    """One line per problem: the same variable, place and value found by two checks (a role's
+    argument spec and a component check, or two components) is one line; fixes that say more
+    than another replace it, different fixes are joined."""
+    merged: dict[tuple[str, str, str], list[str]] = {}
+    for p in problems:
+        fixes = merged.setdefault((p.variable, p.where, p.value), [])
+        if any(p.fix in fix for fix in fixes):
+            continue
+        fixes[:] = [fix for fix in fixes if fix not in p.fix] + [p.fix]
+    return [Problem(variable, where, value, "; and ".join(fixes)) for (variable, where, value), fixes in merged.items()]

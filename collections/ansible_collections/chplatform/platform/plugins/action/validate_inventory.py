@@ -29,6 +29,29 @@ FACT_NAMES = re.compile(r"^(ansible_|facts$|lab_bundle_url$)")
 UNDEFINED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined")
 
 
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _uses_facts(value: Any, variables: dict[str, Any], depth: int = 4, seen: set[str] | None = None) -> bool:
+    """Whether a raw value's templates use the hosts' facts, directly or through other variables."""
+    seen = set() if seen is None else seen
+    if isinstance(value, dict):
+        return any(_uses_facts(v, variables, depth, seen) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_facts(v, variables, depth, seen) for v in value)
+    if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
+        return False
+    if "ansible_facts" in value or re.search(r"\bansible_(default_ipv4|hostname|fqdn|distribution)", value):
+        return True
+    if depth == 0:
+        return False
+    for name in set(IDENTIFIER.findall(value)) - seen:
+        seen.add(name)
+        if name in variables and _uses_facts(variables[name], variables, depth - 1, seen):
+            return True
+    return False
+
+
 class AnsibleView:
     """inventory_checks.View over Ansible's inventory, the roles' files and its templating."""
 
@@ -109,10 +132,9 @@ class AnsibleView:
             message = str(exc)
             found = UNDEFINED.search(message)
             missing = found.group(1) if found else None
-            # Without gathered (or cached) facts, ansible_facts is empty: "has no attribute" then
-            # means the value waits for facts, which the roles check once they have them.
-            no_facts = not variables.get("ansible_facts")
-            needs_facts = bool(missing and FACT_NAMES.search(missing)) or (no_facts and "has no attribute" in message)
+            # A value built from the hosts' facts (directly or through the variables it uses) is
+            # known only once they are gathered: the roles check it then.
+            needs_facts = bool(missing and FACT_NAMES.search(missing)) or _uses_facts(variables[name], variables)
             raise Unresolvable(message.splitlines()[0], missing=missing, needs_facts=needs_facts) from None
 
 

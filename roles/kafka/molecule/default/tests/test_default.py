@@ -1,8 +1,12 @@
-"""Checks of the kafka role from outside: a 3-voter KRaft quorum, replication across brokers,
-topics as code (including check mode and refused changes), and data that survives a restart."""
+"""Checks of the kafka role from outside, after prepare (kafka01 alone, with data) and converge
+(kafka02 and kafka03 added): a 3-voter KRaft quorum, every message of the one-node cluster still
+there at replication factor 3, topics as code (including check mode and a planned reassignment),
+data that survives a restart, the refusal to drop a broker that holds data, and a restart owed by
+a run that stopped before restarting."""
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 import uuid
@@ -11,6 +15,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+import yaml
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("kafka")
@@ -19,6 +24,8 @@ NODES = {"kafka01": 1, "kafka02": 2, "kafka03": 3}
 PYTHON = "/opt/kafka-admin-venv/bin/python"
 SCENARIO = Path(__file__).resolve().parent.parent
 ROOT = SCENARIO.parents[3]
+# Written by the role when a node's configuration, unit or version changed; removed after the restart.
+MARKER = "/var/lib/chplatform/restart-owed/kafka"
 
 
 def node(name: str):
@@ -33,13 +40,40 @@ def py(name: str, script: str, timeout: int = 120) -> str:
     return result.stdout.strip()
 
 
-def ansible(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def ansible(*args: str, timeout: int = 900, inventory: str = INVENTORY) -> subprocess.CompletedProcess:
     """Run ansible against the scenario's inventory with the project's modules and roles."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
     env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     return subprocess.run(
-        [*args, "-i", INVENTORY], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=SCENARIO
+        [*args, "-i", inventory], env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=SCENARIO
     )
+
+
+def recap(run: subprocess.CompletedProcess) -> dict[str, str]:
+    """The PLAY RECAP line of each host."""
+    assert "PLAY RECAP" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+    lines = run.stdout[run.stdout.rindex("PLAY RECAP") :].splitlines()[1:]
+    return {line.split()[0]: line for line in lines if re.match(r"^\S+\s+: ok=", line)}
+
+
+def main_pid(name: str) -> str:
+    return node(name).check_output("systemctl show -p MainPID --value kafka")
+
+
+def running_broker_config(key: str) -> dict[int, str]:
+    """What each broker runs with (not what its server.properties says)."""
+    out = py(
+        "kafka01",
+        f"""
+        import json
+        from kafka.admin import ConfigResource, KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9092")
+        res = admin.describe_configs([ConfigResource("BROKER", str(b), configs={{"{key}": None}}) for b in (1, 2, 3)],
+                                     config_filter="all")["broker"]
+        print(json.dumps({{b: res[b]["{key}"]["value"] for b in res}}))
+        """,
+    )
+    return {int(b): v for b, v in json.loads(out).items()}
 
 
 def topic_module(args: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -243,19 +277,29 @@ def test_topic_module_check_mode_and_refusals(host, once):
     run = topic_module({**same, "partitions": 4}, "--check")
     assert run.returncode == 0 and "kafka01 | CHANGED" in run.stdout, run.stdout + run.stderr
     assert "increase partitions of molecule_events 2 -> 4" in run.stdout
-    # Decreasing partitions and changing the replication factor fail with a reason.
+    # Decreasing partitions fails with a reason; a replication factor above the brokers too.
     run = topic_module({**same, "partitions": 1})
     assert run.returncode != 0 and "cannot decrease them to 1" in run.stdout
-    run = topic_module({**same, "replication_factor": 3})
-    assert run.returncode != 0 and "needs a partition reassignment" in run.stdout
-    count = py(
+    run = topic_module({**same, "replication_factor": 4})
+    assert run.returncode != 0 and "replication factor 4 needs 4 brokers; the cluster has 3" in run.stdout
+    # A new replication factor is a reassignment: check mode shows the plan, old and new replicas.
+    run = topic_module({**same, "replication_factor": 3}, "--check", "--diff")
+    assert run.returncode == 0 and "kafka01 | CHANGED" in run.stdout, run.stdout + run.stderr
+    assert "change the replication factor of molecule_events 2 -> 3 by a partition reassignment" in run.stdout
+    for partition in (0, 1):
+        assert re.search(
+            rf"reassign partition {partition} of molecule_events: replicas \[\d, \d\] -> \[\d, \d, \d\]", run.stdout
+        )
+    assert '"replication_factor": 3' in run.stdout and '"reassignment"' in run.stdout
+    state = py(
         "kafka01",
         """
         from kafka.admin import KafkaAdminClient
-        print(len(KafkaAdminClient(bootstrap_servers="kafka01:9092").describe_topics(["molecule_events"])[0]["partitions"]))
+        t = KafkaAdminClient(bootstrap_servers="kafka01:9092").describe_topics(["molecule_events"])[0]
+        print(len(t["partitions"]), sorted({len(p["replica_nodes"]) for p in t["partitions"]}))
         """,
     )
-    assert count == "2"
+    assert state == "2 [2]"
 
 
 def test_converged_play_in_check_mode_changes_nothing(host, once):
@@ -306,3 +350,149 @@ def test_acked_messages_survive_a_broker_restart(host, once):
         """,
     )
     assert out == "1000 0 999"
+
+
+# ---------------------------------------------------------------- the grown cluster
+
+
+def test_no_restart_is_owed_after_converge(host):
+    assert not host.file(MARKER).exists
+
+
+def test_every_message_of_the_one_node_cluster_is_still_there(host, once):
+    seed = json.loads(node("kafka01").file("/root/molecule-seed.json").content_string)
+    n = seed["count"]
+    assert n >= 1000
+    # Read from kafka03, which did not exist when the messages were written.
+    out = py(
+        "kafka03",
+        f"""
+        from kafka import KafkaConsumer
+        from kafka.admin import KafkaAdminClient
+        c = KafkaConsumer("{seed["topic"]}", bootstrap_servers="kafka03:9092", auto_offset_reset="earliest",
+                          consumer_timeout_ms=20000, enable_auto_commit=False)
+        seen = set()
+        for m in c:
+            if m.value.startswith(b"seed-"):
+                seen.add(int(m.value[5:]))
+                if len(seen) == {n}:
+                    break
+        c.close()
+        group = "{seed["group"]}"
+        offsets = KafkaAdminClient(bootstrap_servers="kafka03:9092").list_group_offsets(group)[group]
+        print(len(seen), min(seen), max(seen), sum(o.offset for o in offsets.values()))
+        """,
+    )
+    # Every message, and the consumer group's committed position (kept in __consumer_offsets).
+    assert out == f"{n} 0 {n - 1} {n}"
+
+
+def test_topics_reached_replication_factor_three_by_reassignment(host, once):
+    out = py(
+        "kafka02",
+        """
+        import json
+        from kafka.admin import ConfigResource, KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers="kafka02:9092")
+        res = {}
+        for t in admin.describe_topics(["sensor_data", "__consumer_offsets"]):
+            res[t["name"]] = [[p["replica_nodes"], sorted(p["isr_nodes"]), p["leader_id"]] for p in t["partitions"]]
+        throttles = admin.describe_configs([ConfigResource("TOPIC", "sensor_data")]
+                                           + [ConfigResource("BROKER", str(b)) for b in (1, 2, 3)])
+        res["throttles"] = sorted(k for kind in throttles.values() for cfg in kind.values() for k in cfg
+                                  if "throttled" in k)
+        res["reassigning"] = len(admin.list_partition_reassignments())
+        print(json.dumps(res))
+        """,
+    )
+    state = json.loads(out)
+    for name in ("sensor_data", "__consumer_offsets"):
+        for replicas, isr, _ in state[name]:
+            assert sorted(replicas) == [1, 2, 3] == isr, (name, replicas, isr)
+    # sensor_data's 3 partitions: each broker is the preferred leader (first replica) of one. (The
+    # current leaders may differ for a while after the restarts of these tests.)
+    assert sorted(replicas[0] for replicas, _, _ in state["sensor_data"]) == [1, 2, 3]
+    assert len(state["__consumer_offsets"]) == 50
+    # The reassignment is over and its throttle removed, on the topic and on the brokers.
+    assert state["reassigning"] == 0
+    assert state["throttles"] == []
+
+
+def test_removing_a_broker_is_refused_before_any_change(host, once, tmp_path):
+    """kafka03 taken out of the inventory while it holds replicas and a vote: the kafka play stops
+    before changing anything, naming the node and the drain procedure."""
+    molecule_inventory = yaml.safe_load(Path(INVENTORY).read_text())
+    hosts = {h: dict(molecule_inventory["all"]["hosts"][h]) for h in ("kafka01", "kafka02")}
+    # Validation refuses an even number of controllers before this check could run: the smaller
+    # inventory keeps an odd quorum by making kafka02 a broker-only node.
+    hosts["kafka02"]["kafka_process_roles"] = ["broker"]
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"kafka": {"hosts": hosts}}}}))
+    for link in ("group_vars", "host_vars"):
+        (tmp_path / link).symlink_to((Path(INVENTORY).parent / link).resolve())
+    before = {n: (node(n).file("/etc/kafka/server.properties").sha256sum, main_pid(n)) for n in ("kafka01", "kafka02")}
+    # --tags kafka: the kafka role only. converge.yml applies the common role first, which would
+    # rightly rewrite /etc/hosts for the smaller inventory (site.yml runs it as a play of its own).
+    run = ansible("ansible-playbook", "converge.yml", "--tags", "kafka", inventory=str(tmp_path / "hosts.yml"))
+    assert run.returncode != 0, run.stdout[-3000:]
+    # (Failures go to stderr with molecule's display_failed_stderr.)
+    output = run.stdout + run.stderr
+    line = next((x for x in output.splitlines() if "Kafka node 3 is no longer in the inventory" in x), None)
+    assert line is not None, output[-4000:]
+    # One line: the node, what it holds, and the drain procedure.
+    for part in ("partition replica(s) and a vote in the metadata quorum", "removing it now loses data",
+                 "reassign its partitions", "remove-controller --controller-id 3 --controller-directory-id ",
+                 "then remove the host from the inventory"):  # fmt: skip
+        assert part in line, (part, line)
+    lines = recap(run)
+    assert all("changed=0" in lines[n] for n in ("kafka01", "kafka02")), lines
+    assert any("failed=1" in lines[n] for n in ("kafka01", "kafka02")), lines
+    # Nothing before the refusal touched the configuration or the service.
+    assert "Render server.properties" not in run.stdout
+    after = {n: (node(n).file("/etc/kafka/server.properties").sha256sum, main_pid(n)) for n in ("kafka01", "kafka02")}
+    assert after == before
+
+
+def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once):
+    """A run that rewrites server.properties and stops before the restart (here: --tags kafka:config)
+    leaves the marker; the brokers keep running the old configuration; the next full run restarts
+    them one at a time, each healthy before the next, and clears the markers. Runs last: it leaves
+    the cluster on the changed setting."""
+    key = "message.max.bytes"
+    default = running_broker_config(key)[1]
+    changed = str(int(default) + 12)
+    extra = json.dumps({"kafka_server_properties_extra": {key: int(changed)}})
+    pids = {n: main_pid(n) for n in NODES}
+
+    run = ansible("ansible-playbook", "converge.yml", "--tags", "kafka:config", "-e", extra)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "Restart the service on" not in run.stdout
+    for n in NODES:
+        assert f"{key}={changed}" in node(n).file("/etc/kafka/server.properties").content_string
+        assert node(n).file(MARKER).exists, f"{n}: no owed restart recorded"
+        assert main_pid(n) == pids[n], f"{n} restarted"
+    assert running_broker_config(key) == {1: default, 2: default, 3: default}
+
+    run = ansible("ansible-playbook", "converge.yml", "-e", extra)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    # Task banners of the rolling restart and of the health wait that follows each restart.
+    events = [
+        ("restart" if kind.startswith("Restart") else "healthy", name)
+        for kind, name in re.findall(
+            r"^TASK \[(?:\w+ : )?(Restart the service on|Wait until the node is registered and in the quorum, node)"
+            r" (kafka0\d)\]",
+            run.stdout,
+            flags=re.MULTILINE,
+        )
+    ]
+    # One node at a time: restart, healthy, next (in inventory order).
+    assert events == [
+        ("restart", "kafka01"), ("healthy", "kafka01"),
+        ("restart", "kafka02"), ("healthy", "kafka02"),
+        ("restart", "kafka03"), ("healthy", "kafka03"),
+    ], run.stdout[-4000:]  # fmt: skip
+    for n in NODES:
+        assert not node(n).file(MARKER).exists, f"{n}: owed restart not cleared"
+        assert main_pid(n) != pids[n], f"{n} was not restarted"
+    assert running_broker_config(key) == {1: changed, 2: changed, 3: changed}
+    lines = recap(run)
+    assert set(lines) == set(NODES) and all("failed=0" in line for line in lines.values()), lines

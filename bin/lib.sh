@@ -11,7 +11,7 @@ export CACHE_DIR
 VENV=${CHPLATFORM_VENV:-$ROOT/.venv}
 export VENV
 # Lab image: bump LAB_IMAGE_VERSION when the recipe in bin/lab changes.
-LAB_IMAGE_VERSION=4
+LAB_IMAGE_VERSION=5
 LAB_IMAGE=chplatform/debian12-systemd:$LAB_IMAGE_VERSION
 export LAB_IMAGE
 DEBIAN_MIRROR=${CHPLATFORM_DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -176,6 +176,7 @@ class ActionModule(ActionBase):
             changed=False,
             problems=lines,
             deferred=sorted({f"{name} ({host})" for name, host in ctx.deferred}),
+            ports={host: {str(p): users for p, users in sorted(ports.items())} for host, ports in ctx.ports.items()},
             checked=components,
         )
         if lines:

@@ -55,6 +55,11 @@ deferred:
   returned: always
   type: list
   elements: str
+ports:
+  description: The ports each host's services listen on, from the inventory (inventory-wide checks only).
+  returned: always
+  type: dict
+  sample: {pg01: {"5432": ["postgresql (postgresql_port)"]}}
 checked:
   description: The components checked.
   returned: always

@@ -119,6 +119,8 @@ class Context:
     _reported: set[tuple[str, str]] = field(default_factory=set)
     # The contract's raw defaults (roles/platform/defaults/main.yml), read on first use.
     contract: dict[str, Any] | None = None
+    # The ports each host's services ask for: {host: {port: ["component (variable)"]}} (check_ports).
+    ports: dict[str, dict[int, list[str]]] = field(default_factory=dict)
 
     def hosts(self, pattern: str) -> list[str]:
         """Hosts of a group; 'a:!b' means hosts of a that are not in b; 'all' every host."""
@@ -331,6 +333,7 @@ def check_ports(ctx: Context) -> None:
                 port = _port_of_address(value) if name.endswith("_address") else _int(value)
                 if port:
                     wanted.setdefault(host, {}).setdefault(port, []).append(f"{component} ({name})")
+    ctx.ports = wanted
     for host, ports in wanted.items():
         for port, users in sorted(ports.items()):
             if len(users) > 1:

@@ -1,0 +1,344 @@
+"""The whole platform, checked across hosts as its components use it, over the production path.
+
+Runs in the full-stack scenario's verify step, after converge, side_effect (platform_data.py
+wrote data everywhere) and idempotence (site.yml again, changed=0). Every command on a host goes
+over SSH as the deploy user with sudo (the lab's key and recorded host keys), as Ansible does.
+The restart test comes last: it restarts every host and checks the platform comes back by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # platform_data, beside this file
+
+import platform_data as data
+
+ROOT = Path(__file__).resolve().parents[3]
+INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
+HOSTS = ["airflow01", "kafka01", "keeper03", "minio01", "pg01", "replica01", "replica02", "superset01"]
+NO_CLICKHOUSE = "no ClickHouse server in the lab: its packages are not in the bundle (cannot be downloaded here)"
+
+
+def clickhouse_available() -> bool:
+    manifest = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform")) / "bundle" / "manifest.json"
+    return json.loads(manifest.read_text())["clickhouse"]["available"]
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=ROOT, env=ansible_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> dict:
+    assert data.SNAPSHOT.exists(), (
+        f"{data.SNAPSHOT} is missing: the side_effect step writes it (platform_data.py write)"
+    )
+    return json.loads(data.SNAPSHOT.read_text())
+
+
+# --------------------------------------------------------------------------- the production path
+
+
+def test_the_hosts_were_administered_over_ssh_as_a_sudo_user():
+    """The connection that ran is SSH as deploy, with become: Ansible's view of a host, and sshd's
+    own journal on every host."""
+    inv = json.loads(run(["ansible-inventory", "-i", str(INVENTORY), "--host", "replica01"]).stdout)
+    assert inv["ansible_user"] == "deploy" and inv["ansible_become"] is True
+    assert "ansible_connection" not in inv or inv["ansible_connection"] in ("ssh", "ansible.builtin.ssh")
+    for host in HOSTS:
+        logins = data.remote(
+            host, "journalctl _COMM=sshd --no-pager -o cat | grep -c '^Accepted publickey for deploy ' || true"
+        )
+        root = data.remote(host, "journalctl _COMM=sshd --no-pager -o cat | grep -c '^Accepted .* for root ' || true")
+        print(f"{host}: {logins} SSH logins as deploy, {root} as root")
+        assert int(logins) > 0 and int(root) == 0, host
+
+
+# --------------------------------------------------------------------------- data survives the re-run
+
+
+def test_the_data_written_before_the_rerun_is_still_there(snapshot):
+    now = data.read_all()
+    for store in data.READERS:
+        print(f"{store}: before {json.dumps(snapshot[store], sort_keys=True)}")
+        print(f"{store}: after  {json.dumps(now[store], sort_keys=True)}")
+    assert now == snapshot
+    assert snapshot["postgresql"]["rows"] == data.ROWS and snapshot["kafka"]["messages"] == data.MESSAGES
+    assert sorted(snapshot["minio"]) == sorted(data.OBJECTS) and snapshot["superset"]["charts"] == 1
+
+
+# --------------------------------------------------------------------------- each component, with its own credentials
+
+
+@pytest.mark.parametrize("conn_id", ["postgres_airflow_metadata", "postgres_prod", "minio_s3", "kafka_default"])
+def test_airflow_tests_its_connections(conn_id):
+    out = data.remote("airflow01", f"/usr/local/sbin/airflow-cli connections test {conn_id} 2>&1 | tail -n 3")
+    print(f"airflow connections test {conn_id}: {out}")
+    assert "Connection success!" in out, out
+
+
+def test_airflow_connection_to_clickhouse():
+    if not clickhouse_available():
+        pytest.skip(f"airflow connections test clickhouse_default: {NO_CLICKHOUSE}")
+    out = data.remote("airflow01", "/usr/local/sbin/airflow-cli connections test clickhouse_default 2>&1 | tail -n 3")
+    assert "Connection success!" in out, out
+
+
+SUPERSET_DB = """
+cd /etc/superset && sudo -u superset /opt/superset/venv/bin/python - <<'PY'
+import importlib.util
+from sqlalchemy import create_engine, text
+spec = importlib.util.spec_from_file_location("superset_config", "/etc/superset/superset_config.py")
+cfg = importlib.util.module_from_spec(spec); spec.loader.exec_module(cfg)
+with create_engine(cfg.SQLALCHEMY_DATABASE_URI).connect() as c:
+    print(c.execute(text("SELECT current_user, current_database(), count(*) FROM ab_user")).fetchone())
+PY"""
+
+
+def test_superset_reaches_its_metadata_database():
+    out = data.remote("superset01", SUPERSET_DB)
+    print(f"superset metadata: {out}")
+    assert out.startswith("('superset', 'superset', ") and int(out.rstrip(")").split(", ")[-1]) >= 1
+
+
+def collection(host: str, name: str) -> dict[str, str]:
+    """A named collection of the server configuration the clickhouse role rendered on ``host``."""
+    script = f"""python3 - <<'PY'
+import json, xml.etree.ElementTree as ET
+c = ET.parse("/etc/clickhouse-server/config.d/named_collections.xml").getroot().find("named_collections/{name}")
+print(json.dumps({{e.tag: e.text for e in c}}))
+PY"""
+    return json.loads(data.remote(host, script))
+
+
+@pytest.mark.parametrize("host", ["replica01", "replica02"])
+def test_clickhouse_hosts_reach_postgresql_as_the_clickhouse_user(host):
+    """The path of the PostgreSQL engine tables and dictionaries: pg_prod's host, user and password."""
+    pg = collection(host, "pg_prod")
+    assert pg["user"] == "clickhouse"
+    # psql is a test tool here, installed for this check (ClickHouse itself speaks the protocol).
+    data.remote(
+        host,
+        "command -v psql >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null",
+    )
+    # The password travels from the root-only configuration into psql's environment, never argv.
+    script = """cfg=/etc/clickhouse-server/config.d/named_collections.xml
+export PGPASSWORD="$(python3 -c 'import sys, xml.etree.ElementTree as E; print(E.parse(sys.argv[1]).getroot().findtext("named_collections/pg_prod/password"))' "$cfg")"
+psql "host=%s port=%s user=clickhouse dbname=prod sslmode=require" -Atc "%s" %s
+"""
+    out = data.remote(host, script % (pg["host"], pg["port"], "SELECT current_user, count(*) FROM zones", ""))
+    print(f"{host} -> PostgreSQL {pg['host']}:{pg['port']} as clickhouse: {out}")
+    user, zones = out.split("|")
+    assert user == "clickhouse" and int(zones) > 0
+    denied = data.remote(host, script % (pg["host"], pg["port"], "CREATE TABLE t_denied (x int)", "2>&1 || true"))
+    assert "permission denied" in denied, denied
+
+
+S3_LIST = """cfg=/etc/clickhouse-server/config.d/storage.xml
+key=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").getroot().findtext(".//disks/s3_cold/access_key_id"))')
+secret=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").getroot().findtext(".//disks/s3_cold/secret_access_key"))')
+printf 'user = "%s:%s"\\n' "$key" "$secret" > /run/s3-probe.curlrc; chmod 600 /run/s3-probe.curlrc
+for b in {buckets}; do
+  code=$(curl -s -o /dev/null -w '%{{http_code}}' -K /run/s3-probe.curlrc --aws-sigv4 aws:amz:us-east-1:s3 "{endpoint}/$b/?list-type=2")
+  echo "$b $code"
+done
+rm -f /run/s3-probe.curlrc"""
+
+
+@pytest.mark.parametrize("host", ["replica01", "replica02"])
+def test_clickhouse_hosts_list_their_minio_buckets_with_the_clickhouse_key(host):
+    endpoint = collection(host, "s3_datasets")["url"].split("/datasets")[0]
+    out = data.remote(host, S3_LIST.format(buckets="clickhouse-cold clickhouse-backups datasets", endpoint=endpoint))
+    print(f"{host} -> MinIO {endpoint} with the clickhouse key: {out}")
+    assert out.split("\n") == ["clickhouse-cold 200", "clickhouse-backups 200", "datasets 200"]
+
+
+KAFKA_METADATA = r"""python3 - <<'PY'
+import socket, struct
+def metadata(host, port):
+    # Metadata request v0 for all topics (an empty list), Kafka's wire protocol: the first request
+    # of any client, the Kafka engine's included.
+    client = b"probe"
+    body = struct.pack(">hhih", 3, 0, 1, len(client)) + client + struct.pack(">i", 0)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", s.recv(4))[0]
+        buf = b""
+        while len(buf) < size:
+            buf += s.recv(size - len(buf))
+    pos = 4
+    brokers = []
+    (n,) = struct.unpack_from(">i", buf, pos); pos += 4
+    for _ in range(n):
+        node, hlen = struct.unpack_from(">ih", buf, pos); pos += 6
+        name = buf[pos:pos + hlen].decode(); pos += hlen
+        (bport,) = struct.unpack_from(">i", buf, pos); pos += 4
+        brokers.append(f"{node}@{name}:{bport}")
+    topics = []
+    (n,) = struct.unpack_from(">i", buf, pos); pos += 4
+    for _ in range(n):
+        err, tlen = struct.unpack_from(">hh", buf, pos); pos += 4
+        topics.append(buf[pos:pos + tlen].decode()); pos += tlen
+        (parts,) = struct.unpack_from(">i", buf, pos); pos += 4
+        for _ in range(parts):
+            pos += 2 + 4 + 4
+            (r,) = struct.unpack_from(">i", buf, pos); pos += 4 + 4 * r
+            (i,) = struct.unpack_from(">i", buf, pos); pos += 4 + 4 * i
+    return brokers, topics
+host, port = "%s".split(",")[0].rsplit(":", 1)
+brokers, topics = metadata(host, port)
+print(" ".join(brokers) + "|" + " ".join(sorted(topics)))
+PY"""
+
+
+@pytest.mark.parametrize("host", ["replica01", "replica02"])
+def test_clickhouse_hosts_get_kafka_metadata_from_the_named_collection_brokers(host):
+    kafka = collection(host, "kafka_sensor_data")
+    out = data.remote(host, KAFKA_METADATA % kafka["kafka_broker_list"])
+    brokers, topics = out.split("|")
+    print(f"{host} -> Kafka {kafka['kafka_broker_list']}: brokers {brokers}; topics {topics}")
+    assert brokers.startswith("1@kafka01:9092") and kafka["kafka_topic_list"] in topics.split()
+
+
+def test_the_producer_on_the_controller_delivers_every_message():
+    from kafka import KafkaConsumer, TopicPartition
+
+    n = 2000
+    consumer = KafkaConsumer(bootstrap_servers="localhost:29092", enable_auto_commit=False, consumer_timeout_ms=10000)
+    parts = [TopicPartition("sensor_data", p) for p in consumer.partitions_for_topic("sensor_data")]
+    start = consumer.end_offsets(parts)
+    producer = shutil.which("sensor-producer") or str(Path(sys.executable).parent / "sensor-producer")
+    sent = subprocess.run(
+        [producer, "--bootstrap-servers", "localhost:29092", "--topic", "sensor_data", "--count", str(n), "--rate", "0"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    consumer.assign(parts)
+    for tp in parts:
+        consumer.seek(tp, start[tp])
+    end = consumer.end_offsets(parts)
+    got = 0
+    deadline = time.monotonic() + 120
+    while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
+        got += sum(len(batch) for batch in consumer.poll(timeout_ms=2000).values())
+    consumer.close()
+    print(f"producer on the controller: sent {n}, consumed {got} from localhost:29092")
+    assert got == n
+
+
+def inventory_ports() -> dict[str, dict[str, list[str]]]:
+    """The ports each host's services listen on, as the inventory says (validate_inventory's view)."""
+    out = run(
+        ["ansible-playbook", "-i", str(INVENTORY), "playbooks/validate.yml"],
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["ports"]
+
+
+def test_every_service_listens_only_where_the_inventory_says():
+    declared = inventory_ports()
+    for host in HOSTS:
+        sockets = data.remote(host, "ss -Hltn | awk '{print $4}'").split()
+        public = {s.rpartition(":")[2] for s in sockets if not re.match(r"^(127\.|\[::1\])", s)}
+        expected = set(declared.get(host, {})) | {"22"}
+        print(f"{host}: listens on {sorted(public, key=int)}; the inventory says {sorted(expected, key=int)}")
+        assert public <= expected, f"{host} listens on {sorted(public - expected)} that no inventory variable declares"
+    pg = data.remote("pg01", "ss -Hltn | awk '{print $4}'").split()
+    assert not [s for s in pg if s.startswith(("0.0.0.0:", "*:", "[::]:5432"))], f"PostgreSQL on a wildcard: {pg}"
+
+
+# --------------------------------------------------------------------------- bad SSH and sudo set-ups
+
+
+def preflight(**env: str) -> str:
+    proc = run(
+        ["ansible-playbook", "-i", str(INVENTORY), "playbooks/preflight.yml"],
+        ANSIBLE_SSH_ARGS="-o ControlMaster=no",
+        **env,
+    )
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "msg:" in line or "—" in line]
+    return " ".join(" ".join(lines).split())
+
+
+def test_a_lab_key_with_a_loose_mode_stops_with_its_fix():
+    key = data.STATE / "ssh" / "id_ed25519"
+    key.chmod(0o644)
+    try:
+        out = preflight()
+        bare = run([str(ROOT / "bin" / "lab"), "converge"])
+    finally:
+        key.chmod(0o600)
+    assert f"chmod 600 {key}" in out, out
+    assert bare.returncode != 0 and f"chmod 600 {key}" in bare.stderr, bare.stderr[-1000:]
+
+
+def test_a_changed_host_key_stops_with_its_fix():
+    known = data.STATE / "ssh" / "known_hosts"
+    saved = known.read_text()
+    other = next(line for line in saved.splitlines() if line.startswith("kafka01 ")).split(" ", 1)[1]
+    known.write_text(re.sub(r"(?m)^pg01 .*$", "pg01 " + other, saved))
+    try:
+        out = preflight()
+    finally:
+        known.write_text(saved)
+    assert "pg01: its SSH host key is not the one recorded in known_hosts" in out, out
+
+
+def test_a_user_without_sudo_stops_with_its_fix():
+    data.remote("minio01", "mv /etc/sudoers.d/deploy /root/deploy.sudoers")
+    try:
+        out = preflight()
+    finally:
+        subprocess.run(
+            ["docker", "exec", "lab-minio01", "mv", "/root/deploy.sudoers", "/etc/sudoers.d/deploy"], check=True
+        )
+    assert "minio01: deploy cannot become root without a password" in out, out
+
+
+# --------------------------------------------------------------------------- restart every host (last)
+
+
+def test_every_host_restarts_cleanly_and_the_platform_comes_back_with_its_data(snapshot):
+    times = {}
+    for host in HOSTS:
+        t0 = time.monotonic()
+        subprocess.run(["docker", "restart", f"lab-{host}"], check=True, capture_output=True, timeout=120)
+        times[host] = time.monotonic() - t0
+    print("docker restart (stop with systemd's signal, start): " + ", ".join(f"{h} {t:.1f}s" for h, t in times.items()))
+    # bin/lab create finds the running hosts and records their (possibly new) addresses.
+    created = run([str(ROOT / "bin" / "lab"), "create"], timeout=600)
+    assert created.returncode == 0, created.stderr[-2000:]
+    for host in HOSTS:
+        shutdown = data.remote(host, "journalctl -b -1 --no-pager -o cat | tail -n 40")
+        assert re.search(r"Reached target .*(Power-Off|Halt|System Shutdown)|Shutting down", shutdown), (
+            f"{host}:\n{shutdown}"
+        )
+        killed = data.remote(
+            host, "journalctl -b -1 --no-pager -o cat | grep -c 'State .stop-sigterm. timed out. Killing' || true"
+        )
+        assert int(killed) == 0, f"{host}: a service had to be killed at shutdown"
+    print("every host stopped cleanly: the previous boot's journal ends with the shutdown targets, nothing killed")
+    back = data.read_all(attempts=40, delay=6)
+    for store in data.READERS:
+        print(f"{store} after the restart: {json.dumps(back[store], sort_keys=True)}")
+    assert back == snapshot

@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""Reconcile Airflow connections, variables and the admin password with a desired state.
+"""Reconcile the admin user, Airflow connections and variables with a desired state.
 
 Reads JSON from stdin: {"check": bool, "connections": [...], "variables": {...},
-"admin": {"username": str, "password": str}}. Compares with the metadata database and changes
-only what differs. Prints {"changed": [<what changed>]} (never a secret). Managed by Ansible.
+"admin": {"username", "password", "email", "firstname", "lastname"}}. Compares with the metadata
+database and changes only what differs: creates the admin user (Admin role) when absent, keeps its
+password equal to the desired one. Prints {"changed": [<what changed>]} (never a secret). One
+Python start-up does all of it. Managed by Ansible.
+
+`--migration-state STAMP` prints {"current": ..., "recorded": ...} instead: the installed
+packages and the metadata database's alembic revisions, and what STAMP (JSON, written by the
+role after a successful check or `airflow db migrate`) recorded, or null. It does not import
+Airflow, so it costs a fraction of a second where `airflow db check-migrations` costs seconds.
 """
 
 from __future__ import annotations
@@ -98,6 +105,32 @@ def reconcile_variables(session: Any, items: dict[str, Any], check: bool) -> lis
     return changed
 
 
+def _create_admin(admin: dict[str, Any]) -> None:
+    """Create the FAB user with the Admin role, as `airflow users create` does (in this process:
+    the password never appears on a command line)."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from airflow.utils.providers_configuration_loader import providers_configuration_loaded
+
+    @providers_configuration_loaded
+    def create() -> None:
+        with get_application_builder() as appbuilder:
+            role = appbuilder.sm.find_role("Admin")
+            if role is None:
+                raise SystemExit("the FAB role Admin does not exist: has the API server started once?")
+            user = appbuilder.sm.add_user(
+                admin["username"],
+                admin.get("firstname") or admin["username"],
+                admin.get("lastname") or admin["username"],
+                admin.get("email") or f"{admin['username']}@example.invalid",
+                role,
+                admin["password"],
+            )
+            if not user:
+                raise SystemExit(f"could not create the user {admin['username']}")
+
+    create()
+
+
 def reconcile_admin(session: Any, admin: dict[str, Any], check: bool) -> list[str]:
     from sqlalchemy import text
     from werkzeug.security import check_password_hash, generate_password_hash
@@ -106,7 +139,9 @@ def reconcile_admin(session: Any, admin: dict[str, Any], check: bool) -> list[st
         text("SELECT password FROM ab_user WHERE username = :u"), {"u": admin["username"]}
     ).one_or_none()
     if row is None:
-        return [f"user {admin['username']} missing"]
+        if not check:
+            _create_admin(admin)
+        return [f"user {admin['username']} created"]
     if row[0] and check_password_hash(row[0], admin["password"]):
         return []
     if not check:
@@ -117,18 +152,45 @@ def reconcile_admin(session: Any, admin: dict[str, Any], check: bool) -> list[st
     return [f"user {admin['username']} password updated"]
 
 
-def user_exists(username: str) -> bool:
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
+def migration_state(stamp: str) -> dict[str, Any]:
+    """The installed packages and the database's alembic revisions (every alembic_version* table:
+    Airflow's and the FAB provider's), next to what the stamp recorded."""
+    import hashlib
+    import os
+    from importlib.metadata import distributions, version
 
-    with create_session() as session:
-        return session.execute(text("SELECT 1 FROM ab_user WHERE username = :u"), {"u": username}).first() is not None
+    from sqlalchemy import column, create_engine, inspect, select, table
+
+    packages = sorted(f"{d.metadata['Name']}=={d.version}".lower() for d in distributions())
+    uri = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    if not uri:
+        raise SystemExit("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not set: run through airflow-cli")
+    engine = create_engine(uri)
+    revisions: dict[str, list[str]] = {}
+    try:
+        with engine.connect() as conn:
+            for name in sorted(inspect(conn).get_table_names()):
+                if name.startswith("alembic_version"):
+                    rows = conn.execute(select(column("version_num")).select_from(table(name)))
+                    revisions[name] = sorted(r[0] for r in rows)
+    finally:
+        engine.dispose()
+    current = {
+        "airflow_version": version("apache-airflow-core"),
+        "packages_sha256": hashlib.sha256("\n".join(packages).encode()).hexdigest(),
+        "revisions": revisions,
+    }
+    try:
+        with open(stamp, encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (FileNotFoundError, ValueError):
+        recorded = None
+    return {"current": current, "recorded": recorded}
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--user-exists"]:
-        # Last line of the output: Airflow may log to stdout before it.
-        print("\n" + ("present" if user_exists(sys.argv[2]) else "absent"))
+    if sys.argv[1:2] == ["--migration-state"]:
+        print(json.dumps(migration_state(sys.argv[2]), sort_keys=True))
         return 0
     desired = json.load(sys.stdin)
     check = bool(desired.get("check"))
@@ -141,10 +203,14 @@ def main() -> int:
     with create_session() as session:
         changed += reconcile_connections(session, desired.get("connections", []), check)
         changed += reconcile_variables(session, desired.get("variables", {}), check)
-        if desired.get("admin"):
-            changed += reconcile_admin(session, desired["admin"], check)
         if check:
             session.rollback()
+    # The admin after the connections and variables are committed: creating it uses FAB's own session.
+    if desired.get("admin"):
+        with create_session() as session:
+            changed += reconcile_admin(session, desired["admin"], check)
+            if check:
+                session.rollback()
     # Last line of the output: Airflow may log to stdout before it.
     print("\n" + json.dumps({"changed": changed}))
     return 0

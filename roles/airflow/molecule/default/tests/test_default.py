@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
 
@@ -104,6 +105,7 @@ def test_all_dags_parsed_without_errors() -> None:
         ("postgres_prod", "postgres", "afpg01", 5432, "clickhouse"),
         ("postgres_airflow_metadata", "postgres", "afpg01", 5432, "airflow"),
         ("minio_s3", "aws", None, None, "airflow"),
+        ("kafka_default", "kafka", None, None, None),
     ],
 )
 def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | None, login: str) -> None:
@@ -112,9 +114,44 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
     assert conn["conn_type"] == conn_type
     assert (conn["host"] or None) == host
     assert (int(conn["port"]) if conn["port"] else None) == port
-    assert conn["login"] == login
+    assert (conn["login"] or None) == login
     if conn_id == "minio_s3":
         assert conn["extra_dejson"]["endpoint_url"] == "http://minio01:9000"
+    if conn_id == "kafka_default":
+        assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
+
+
+def _connection_test(conn_id: str) -> testinfra.backend.base.CommandResult:
+    return AIRFLOW.run(f"{CLI} connections test {conn_id} 2>&1")
+
+
+def test_connection_test_reaches_the_metadata_database() -> None:
+    """`airflow connections test` is enabled ([core] test_connection) and logs in to afpg01 with the
+    stored credentials (postgres_prod's user may connect from the clickhouse hosts only: pg_hba)."""
+    result = _connection_test("postgres_airflow_metadata")
+    assert result.rc == 0 and "Connection success!" in result.stdout, result.stdout
+
+
+def test_connection_test_of_kafka_contacts_the_broker() -> None:
+    """The Kafka hook's test asks the contract's broker for metadata (no Kafka in this scenario:
+    it must fail naming kafka01:9092, not report success without contacting anything)."""
+    result = _connection_test("kafka_default")
+    assert result.rc == 1, result.stdout
+    assert "Connection failed!" in result.stdout and "kafka01:9092" in result.stdout, result.stdout
+
+
+def test_migration_stamp_matches_the_database() -> None:
+    """The stamp that lets a re-run skip `airflow db check-migrations` names the installed Airflow
+    and the database's current alembic revisions."""
+    out = AIRFLOW.check_output(
+        f"{CLI} --python /opt/airflow/airflow_objects.py --migration-state /opt/airflow/venv/.db-migrated.json"
+    )
+    state = json.loads(out.splitlines()[-1])
+    assert state["recorded"] == state["current"], state
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[3] / "defaults" / "main.yml").read_text())
+    assert state["current"]["airflow_version"] == defaults["airflow_version"]
+    heads = PG.check_output("runuser -u postgres -- psql -d airflow -Atc 'SELECT version_num FROM alembic_version'")
+    assert state["current"]["revisions"]["alembic_version"] == [heads.strip()]
 
 
 def test_variables() -> None:

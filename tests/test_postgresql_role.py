@@ -12,7 +12,8 @@ ROLE = ROOT / "roles" / "postgresql"
 HBA_TEMPLATE = ROLE / "templates" / "etc" / "postgresql" / "15" / "main" / "pg_hba.conf.j2"
 # Throw-away values of the vault_* secrets the platform contract maps into postgresql_users.
 SECRETS = {
-    f"vault_postgresql_{name}_password": f"test-{name}-pw" for name in ("airflow", "superset", "prod", "clickhouse")
+    f"vault_postgresql_{name}_password": f"test-{name}-pw"
+    for name in ("airflow", "superset", "prod", "clickhouse", "airflow_reader")
 }
 
 

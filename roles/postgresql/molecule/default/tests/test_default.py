@@ -147,6 +147,7 @@ def test_pg_hba_lists_exactly_the_consumers(server):
         ["host", "airflow", "airflow", f"{client_ip}/32", "scram-sha-256"],
         ["host", "superset", "superset", f"{client_ip}/32", "scram-sha-256"],
         ["host", "prod", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
+        ["host", "prod", "airflow_reader", f"{client_ip}/32", "scram-sha-256"],
     ]
     assert stranger_ip not in hba.content_string
 

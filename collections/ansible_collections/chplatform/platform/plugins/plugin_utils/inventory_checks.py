@@ -311,7 +311,13 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
     "kafka": [("kafka_port", None), ("kafka_controller_port", None), ("kafka_external_listener_port", None)],
     "postgresql": [("postgresql_port", None)],
     "minio": [("minio_api_address", None), ("minio_console_address", None)],
-    "airflow": [("airflow_api_port", None), ("airflow_fixture_api_port", "airflow_fixture_api_enabled")],
+    "airflow": [
+        ("airflow_api_port", None),
+        ("airflow_worker_log_server_port", None),
+        ("airflow_trigger_log_server_port", None),
+        ("airflow_scheduler_health_check_port", None),
+        ("airflow_fixture_api_port", "airflow_fixture_api_enabled"),
+    ],
     "superset": [("superset_port", None)],
 }
 

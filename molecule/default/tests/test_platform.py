@@ -96,7 +96,12 @@ def test_airflow_tests_its_connections(conn_id):
 
 
 MINIO_HOOK = """cat > /tmp/s3probe.py <<'PY'
+import os
+from airflow.models.connection import Connection
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+# Outside a task, Airflow 3's hooks read connections from the environment only: hand them the one
+# stored in the metadata database, as a task would get it.
+os.environ["AIRFLOW_CONN_MINIO_S3"] = Connection.get_connection_from_secrets("minio_s3").as_json()
 hook = S3Hook(aws_conn_id="minio_s3")
 print(hook.check_for_bucket("datasets"), len(hook.list_keys("datasets", prefix="rerun-probe/") or []))
 PY

@@ -13,21 +13,26 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from lab_secrets import lab_secret_values
+
+from tests.lab_secrets import lab_secret_values
 
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def check_diff_is_clean(timeout: int = 1200) -> str:
-    """Run the check; return its output. Fails naming the changed tasks or the leaked secret."""
+def check_diff_is_clean(
+    timeout: int = 1200, playbook: str | None = None, inventory: str | None = None, cwd: str | None = None, **env: str
+) -> str:
+    """Run the check; return its output. Fails naming the changed tasks or the leaked secret.
+    Default: the scenario's converge.yml with molecule's inventory; the full stack passes site.yml
+    and the lab inventory."""
     scenario = os.environ.get("MOLECULE_SCENARIO_DIRECTORY")
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
-    if not scenario or not inventory:
+    inventory = inventory or os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not (playbook or scenario) or not inventory:
         pytest.fail("not run by molecule verify: MOLECULE_SCENARIO_DIRECTORY / MOLECULE_INVENTORY_FILE are not set")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **env)
     proc = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(Path(scenario, "converge.yml")), "--check", "--diff"],
-        cwd=scenario,
+        ["ansible-playbook", "-i", inventory, playbook or str(Path(scenario, "converge.yml")), "--check", "--diff"],
+        cwd=cwd or scenario,
         env=env,
         capture_output=True,
         text=True,

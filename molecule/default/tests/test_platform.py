@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # platform_data, besid
 
 import platform_data as data
 
+from tests.converge_check import check_diff_is_clean
+
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
 HOSTS = ["airflow01", "kafka01", "keeper03", "minio01", "pg01", "replica01", "replica02", "superset01"]
@@ -83,6 +85,14 @@ def test_the_data_written_before_the_rerun_is_still_there(snapshot):
     assert now == snapshot
     assert snapshot["postgresql"]["rows"] == data.ROWS and snapshot["kafka"]["messages"] == data.MESSAGES
     assert sorted(snapshot["minio"]) == sorted(data.OBJECTS) and snapshot["superset"]["charts"] == 1
+
+
+def test_site_in_check_mode_on_the_converged_platform_changes_nothing_and_shows_no_secret():
+    """The operator's preview (README): site.yml --check --diff over SSH reports changed=0 on every
+    host, and no lab secret appears in its output."""
+    check_diff_is_clean(
+        playbook="site.yml", inventory=str(INVENTORY), cwd=str(ROOT), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")
+    )
 
 
 # --------------------------------------------------------------------------- each component, with its own credentials

@@ -46,8 +46,9 @@ def remote(host: str, script: str, stdin: str = "", timeout: int = 180) -> str:
 
 PG_WRITE = f"""
 sudo -u postgres psql -v ON_ERROR_STOP=1 -q -d prod <<'SQL'
+-- As the application writes: the database owner creates and fills its tables.
+SET ROLE prod_owner;
 CREATE TABLE IF NOT EXISTS public.{PROBE} (id integer PRIMARY KEY, payload text NOT NULL);
-ALTER TABLE public.{PROBE} OWNER TO prod_owner;
 INSERT INTO public.{PROBE} SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g ON CONFLICT DO NOTHING;
 SQL
 """

@@ -439,32 +439,38 @@ def check_keeper_quorum(ctx: Context) -> None:
             "survives a failure — add or remove a host in group clickhouse_keeper",
             shown=f"{len(keepers)} hosts ({', '.join(keepers)})",
         )
+    servers = ctx.view.groups.get("clickhouse", [])
+    check_node_ids(
+        ctx,
+        keepers,
+        "clickhouse_keeper_server_id",
+        lambda host: "clickhouse" if host in servers else "clickhouse_keeper",
+        minimum=1,
+        kind="a positive integer",
+        unset_fix="set it under the host in hosts.yml: a positive integer, unique, never reused",
+        shared_fix="these Keeper nodes share it — give each Keeper node its own id (ids are the Raft identity: "
+        "stable, never reused, never from list order)",
+    )
+
+
+def check_node_ids(
+    ctx: Context, hosts: list[str], name: str, role_of, minimum: int, kind: str, unset_fix: str, shared_fix: str
+) -> None:
+    """An explicit node id per host (the identity of a Raft member or a broker): set, a whole number
+    of at least ``minimum``, and shared by no two hosts."""
     seen: dict[int, list[str]] = {}
-    for host in keepers:
-        role = "clickhouse" if host in ctx.view.groups.get("clickhouse", []) else "clickhouse_keeper"
-        raw = ctx.var(host, "clickhouse_keeper_server_id", role)
-        sid = _int(raw)
+    for host in hosts:
+        raw = ctx.var(host, name, role_of(host))
+        value = _int(raw)
         if raw is None:
-            ctx.add(
-                "clickhouse_keeper_server_id",
-                host,
-                None,
-                "set it under the host in hosts.yml: a positive integer, unique, never reused",
-                shown="unset",
-            )
-        elif sid is None or sid < 1:
-            ctx.add("clickhouse_keeper_server_id", host, raw, "use a positive integer, unique and never reused")
+            ctx.add(name, host, None, unset_fix, shown="unset")
+        elif value is None or value < minimum:
+            ctx.add(name, host, raw, f"use {kind}, unique and never reused")
         else:
-            seen.setdefault(sid, []).append(host)
-    for sid, where in seen.items():
+            seen.setdefault(value, []).append(host)
+    for value, where in seen.items():
         if len(where) > 1:
-            ctx.add(
-                "clickhouse_keeper_server_id",
-                ", ".join(where),
-                sid,
-                "these Keeper nodes share it — give each Keeper node its own id (ids are the Raft identity: "
-                "stable, never reused, never from list order)",
-            )
+            ctx.add(name, ", ".join(where), value, shared_fix)
 
 
 def check_clickhouse_cluster(ctx: Context) -> None:
@@ -645,23 +651,18 @@ SHA256 = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
 
 def check_kafka(ctx: Context, hosts: list[str]) -> None:
     role = "kafka"
-    ids: dict[int, list[str]] = {}
+    check_node_ids(
+        ctx,
+        hosts,
+        "kafka_node_id",
+        lambda _host: role,
+        minimum=0,
+        kind="a whole number",
+        unset_fix="set it under the host in hosts.yml: a whole number, unique and never reused",
+        shared_fix="these nodes share it — give every Kafka node its own id",
+    )
     roles_by_host: dict[str, list[str]] = {}
     for host in hosts:
-        raw = ctx.var(host, "kafka_node_id", role)
-        node_id = _int(raw)
-        if raw is None:
-            ctx.add(
-                "kafka_node_id",
-                host,
-                None,
-                "set it under the host in hosts.yml: a whole number, unique and never reused",
-                shown="unset",
-            )
-        elif node_id is None:
-            ctx.add("kafka_node_id", host, raw, "use a whole number, unique and never reused")
-        else:
-            ids.setdefault(node_id, []).append(host)
         process_roles = ctx.var(host, "kafka_process_roles", role, default=["broker", "controller"])
         if not isinstance(process_roles, list) or not process_roles or set(process_roles) - {"broker", "controller"}:
             ctx.add(
@@ -672,11 +673,6 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
             )
             process_roles = ["broker", "controller"]
         roles_by_host[host] = process_roles
-    for node_id, where in ids.items():
-        if len(where) > 1:
-            ctx.add(
-                "kafka_node_id", ", ".join(where), node_id, "these nodes share it — give every Kafka node its own id"
-            )
     controllers = [h for h, r in roles_by_host.items() if "controller" in r]
     brokers = [h for h, r in roles_by_host.items() if "broker" in r]
     if hosts and not controllers:

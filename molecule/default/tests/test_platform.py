@@ -36,8 +36,17 @@ def clickhouse_available() -> bool:
     return json.loads(manifest.read_text())["clickhouse"]["available"]
 
 
+# The project's configuration and plugins, with absolute paths (molecule's are relative to the
+# scenario directory; these commands run from the repository root).
+ANSIBLE_PATHS = {
+    "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+    "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+    "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+}
+
+
 def ansible_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **ANSIBLE_PATHS)
     env.update(extra)
     return env
 

@@ -303,7 +303,8 @@ def test_every_service_listens_only_where_the_inventory_says():
         print(f"{host}: listens on {sorted(public, key=int)}; the inventory says {sorted(expected, key=int)}")
         assert public <= expected, f"{host} listens on {sorted(public - expected)} that no inventory variable declares"
     pg = data.remote("pg01", "ss -Hltn | awk '{print $4}'").split()
-    assert not [s for s in pg if s.startswith(("0.0.0.0:", "*:", "[::]:5432"))], f"PostgreSQL on a wildcard: {pg}"
+    wildcard = [s for s in pg if s.endswith(":5432") and s.startswith(("0.0.0.0:", "*:", "[::]:"))]
+    assert not wildcard, f"PostgreSQL listens on a wildcard address: {wildcard}"
 
 
 # --------------------------------------------------------------------------- bad SSH and sudo set-ups

@@ -139,7 +139,8 @@ def play(server, tasks: list[dict], *args: str) -> tuple[list[dict], str]:
     conn = {"endpoint": server["endpoint"], "login_access_key": ROOT_USER, "login_secret_key": ROOT_PASSWORD}
     for task in tasks:
         module = next(k for k in task if k.startswith("minio_"))
-        task[module] = {**conn, **task[module]}
+        # The modules live in the project's collection and are called by FQCN, as the roles call them.
+        task[f"chplatform.platform.{module}"] = {**conn, **task.pop(module)}
     book = [
         {
             "hosts": "localhost",

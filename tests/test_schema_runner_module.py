@@ -18,7 +18,7 @@ def run_module(args: str) -> dict:
     import subprocess
 
     r = subprocess.run(
-        ["ansible", "localhost", "-m", "clickhouse_migrations", "-a", args,
+        ["ansible", "localhost", "-m", "chplatform.platform.clickhouse_migrations", "-a", args,
          "-e", f"ansible_python_interpreter={sys.executable}"],
         cwd=ROOT, env=ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json"),
         capture_output=True, text=True, timeout=120, check=False,

@@ -102,7 +102,7 @@ def test_all_dags_parsed_without_errors() -> None:
     ("conn_id", "conn_type", "host", "port", "login"),
     [
         ("clickhouse_default", "clickhouse", "replica01", 8123, "etl"),
-        ("postgres_prod", "postgres", "afpg01", 5432, "clickhouse"),
+        ("postgres_prod", "postgres", "afpg01", 5432, "airflow_reader"),
         ("postgres_airflow_metadata", "postgres", "afpg01", 5432, "airflow"),
         ("minio_s3", "aws", None, None, "airflow"),
         ("kafka_default", "kafka", None, None, None),

@@ -1,6 +1,6 @@
 """The lab's generated secrets on the controller (~/.local/share/chplatform/lab/secrets, or
 $CHPLATFORM_LAB_STATE/secrets), for tests that must log in or look for leaks. Molecule verify tests
-import it after putting this directory on sys.path."""
+import it as tests.lab_secrets (pyproject's pytest pythonpath holds the repository root)."""
 
 from __future__ import annotations
 

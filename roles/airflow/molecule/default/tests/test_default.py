@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import pytest
 import testinfra
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
-
-from lab_secrets import lab_secret
+from tests.lab_secrets import lab_secret
 
 AIRFLOW = testinfra.get_host("docker://airflow01")
 PG = testinfra.get_host("docker://afpg01")

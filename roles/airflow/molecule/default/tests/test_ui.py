@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from test_default import DAG_IDS
 
-ROOT = Path(__file__).resolve().parents[5]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts  # noqa: E402
-from lab_secrets import lab_secret  # noqa: E402
-from test_default import DAG_IDS  # noqa: E402
+from tests.browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts
+from tests.lab_secrets import lab_secret
 
 
 def test_ui_login_lists_the_dags() -> None:

@@ -4,19 +4,15 @@ uses only the clickhouse/airflow users' keys over the S3 API (curl with AWS SigV
 import io
 import json
 import os
-import sys
 import tarfile
 import time
 import uuid
-from pathlib import Path
 
 import docker
 import pytest
 import testinfra.utils.ansible_runner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
-
-from lab_secrets import lab_secret
+from tests.lab_secrets import lab_secret
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("minio")
 

@@ -6,16 +6,12 @@ they travel to the client in a .pgpass file copied with `docker cp`, not on any 
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 import testinfra
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
-
-from lab_secrets import lab_secret
+from tests.lab_secrets import lab_secret
 
 testinfra_hosts = ["docker://pg01"]
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
-from pathlib import Path
 
 import pytest
 import testinfra
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests"))
-
-from lab_secrets import lab_secret
+from tests.lab_secrets import lab_secret
 
 testinfra_hosts = ["superset01"]
 
@@ -88,7 +84,7 @@ def test_clickhouse_connection_registered(api):
     result = api("/api/v1/database/?q=(page_size:100)")["result"]
     assert [d["database_name"] for d in result] == ["ClickHouse"]
     detail = api(f"/api/v1/database/{result[0]['id']}/connection")["result"]
-    assert detail["sqlalchemy_uri"] == "clickhousedb://bi:XXXXXXXXXX@clickhouse.invalid:8123/datamart"
+    assert detail["sqlalchemy_uri"] == "clickhousedb://bi:XXXXXXXXXX@127.0.0.1:8123/datamart"
     assert detail["allow_dml"] is False
 
 

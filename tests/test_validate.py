@@ -178,7 +178,7 @@ CASES = [
         "lower it to 1 or add brokers",
     ),
     (bad_bucket, "minio_buckets[Bad_Bucket].name on group minio is 'Bad_Bucket'", "rename it, e.g. 'bad-bucket'"),
-    (http_port_not_a_number, "clickhouse_http_port on ch-replica01.example.internal is 'abc'", "it must be a int"),
+    (http_port_not_a_number, "clickhouse_http_port on ch-replica01.example.internal is 'abc'", "it must be an integer"),
     (
         deleted_secret,
         "vault_minio_airflow_secret_key on the inventory is undefined",

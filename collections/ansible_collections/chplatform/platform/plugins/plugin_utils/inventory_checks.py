@@ -1081,14 +1081,28 @@ def check_argument_specs(
             errors = validator_factory({name: option}).validate({name: value}).error_messages
             if errors:
                 message = str(errors[0])
-                kind = option.get("type", "str")
-                elements = f" of {option['elements']}" if option.get("elements") else ""
+                kind = TYPE_WORDS.get(option.get("type", "str"), f"a {option.get('type')}")
+                elements = option.get("elements")
+                elements = f" of {TYPE_WORDS.get(elements, elements).split(' ', 1)[-1]}s" if elements else ""
                 if option.get("choices"):
                     fix = f"use one of {', '.join(map(str, option['choices']))}"
                 else:
-                    fix = f"it must be a {kind}{elements}"
+                    fix = f"it must be {kind}{elements}"
                 ctx.add(name, host, value, f"{fix} (roles/{role}/meta/argument_specs.yml: {_short(message)})")
                 reported.add(name)
+
+
+# argument_specs types as the fix says them.
+TYPE_WORDS = {
+    "int": "an integer",
+    "str": "a string",
+    "bool": "a boolean (true or false)",
+    "list": "a list",
+    "dict": "a mapping",
+    "float": "a number",
+    "path": "a path",
+    "raw": "a value",
+}
 
 
 def _short(message: str) -> str:

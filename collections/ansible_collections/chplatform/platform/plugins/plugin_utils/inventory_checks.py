@@ -1081,9 +1081,9 @@ def check_argument_specs(
             errors = validator_factory({name: option}).validate({name: value}).error_messages
             if errors:
                 message = str(errors[0])
-                kind = TYPE_WORDS.get(option.get("type", "str"), f"a {option.get('type')}")
+                kind = TYPE_WORDS.get(option.get("type", "str"), (f"a {option.get('type')}",))[0]
                 elements = option.get("elements")
-                elements = f" of {TYPE_WORDS.get(elements, elements).split(' ', 1)[-1]}s" if elements else ""
+                elements = f" of {TYPE_WORDS.get(elements, (None, f'{elements}s'))[1]}" if elements else ""
                 if option.get("choices"):
                     fix = f"use one of {', '.join(map(str, option['choices']))}"
                 else:
@@ -1092,16 +1092,16 @@ def check_argument_specs(
                 reported.add(name)
 
 
-# argument_specs types as the fix says them.
+# argument_specs types as the fix says them: (one, several as list elements).
 TYPE_WORDS = {
-    "int": "an integer",
-    "str": "a string",
-    "bool": "a boolean (true or false)",
-    "list": "a list",
-    "dict": "a mapping",
-    "float": "a number",
-    "path": "a path",
-    "raw": "a value",
+    "int": ("an integer", "integers"),
+    "str": ("a string", "strings"),
+    "bool": ("a boolean (true or false)", "booleans"),
+    "list": ("a list", "lists"),
+    "dict": ("a mapping", "mappings"),
+    "float": ("a number", "numbers"),
+    "path": ("a path", "paths"),
+    "raw": ("a value", "values"),
 }
 
 

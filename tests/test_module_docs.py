@@ -32,8 +32,11 @@ def documented_options(module: str) -> dict:
     return json.loads(out.stdout)[module]["doc"]["options"]
 
 
-def accepted_options(module: str, required: list[str]) -> set[str]:
-    args = " ".join(f"{name}=x" for name in required) + " chplatform_unknown_option=1"
+def accepted_options(module: str, required: dict[str, str]) -> set[str]:
+    """``required`` maps each required option to its documented type; each gets an empty value of it."""
+    empty = {"list": [], "dict": {}}
+    values = {name: empty.get(kind, "x") for name, kind in required.items()}
+    args = json.dumps({**values, "chplatform_unknown_option": 1})
     out = subprocess.run(
         [str(ANSIBLE / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
          "-e", f"ansible_python_interpreter={sys.executable}", "-m", module, "-a", args],
@@ -48,8 +51,8 @@ def accepted_options(module: str, required: list[str]) -> set[str]:
 @pytest.mark.parametrize("module", MODULES)
 def test_documented_options_are_the_accepted_ones(module: str) -> None:
     doc = documented_options(module)
-    required = sorted(name for name, spec in doc.items() if spec.get("required"))
-    required += CONDITIONALLY_REQUIRED.get(module, [])
+    required = {name: spec.get("type", "str") for name, spec in doc.items() if spec.get("required")}
+    required.update({name: doc[name].get("type", "str") for name in CONDITIONALLY_REQUIRED.get(module, [])})
     accepted = accepted_options(module, required)
     assert set(doc) == accepted, (
         f"{module}: documented but not accepted {sorted(set(doc) - accepted)}, "

@@ -11,44 +11,15 @@
 from __future__ import annotations
 
 import json
-import re
-import tempfile
 import uuid
-from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
-from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import split_statements
 
 from tests.conftest import ROOT
-from tests.services import render_init_db
+from tests.superset_helpers import BUNDLE, bi_schema_statements, load, objects, source_of
 
-BUNDLE = ROOT / "files" / "superset" / "assets"
 DEFAULTS = ROOT / "roles" / "superset" / "defaults" / "main.yml"
-
-
-def load(path: Path) -> dict:
-    text = path.read_text()
-    if path.suffix == ".j2":
-        text = jinja2.Template(text).render(
-            superset_clickhouse_user="bi",
-            superset_clickhouse_host="clickhouse.example",
-            superset_clickhouse_port=8123,
-            superset_clickhouse_database="datamart",
-        )
-    return yaml.safe_load(text)
-
-
-def objects(kind: str) -> dict[str, dict]:
-    """uuid -> object for every YAML file of one kind of the bundle."""
-    found = {}
-    for path in sorted((BUNDLE / kind).rglob("*.yaml*")):
-        obj = load(path)
-        obj["_file"] = str(path.relative_to(BUNDLE))
-        assert obj["uuid"] not in found, f"{path}: uuid {obj['uuid']} used twice"
-        found[obj["uuid"]] = obj
-    return found
 
 
 DATABASES = objects("databases")
@@ -155,35 +126,12 @@ def test_every_chart_is_on_a_dashboard():
 # --- against the ClickHouse schema (chdb) ---------------------------------------------------
 
 
-def schema_statements() -> list[str]:
-    """Single-node rendering of the init_db migrations: the databases and every MergeTree table.
-
-    Skipped: Kafka/PostgreSQL engines, dictionaries and RBAC (they need a broker, PostgreSQL or a
-    server with access storage). The cold-volume TTL and storage policy are dropped: chdb has no
-    such volume, and they do not change columns.
-    """
-    statements = []
-    with tempfile.TemporaryDirectory() as work:
-        rendered = render_init_db(Path(work), "single")
-        sqls = [path.read_text() for path in sorted(rendered.glob("*.sql"))]
-    for sql in sqls:
-        for statement in split_statements(sql):
-            text = statement.text
-            if text.lstrip().upper().startswith("CREATE DATABASE"):
-                statements.append(text)
-            elif re.match(r"\s*CREATE TABLE", text, re.I) and "MergeTree" in text:
-                text = re.sub(r"(?m)^\s*TTL .*TO VOLUME .*$", "", text)
-                text = re.sub(r"(?m)^\s*SETTINGS storage_policy = .*$", "", text)
-                statements.append(text)
-    return statements
-
-
 @pytest.fixture(scope="module")
 def clickhouse(tmp_path_factory):
     session = pytest.importorskip("chdb.session")
 
     sess = session.Session(str(tmp_path_factory.mktemp("chdb")))
-    for statement in schema_statements():
+    for statement in bi_schema_statements():
         sess.query(statement)
     # A few rows, so that the queries aggregate real data.
     sess.query(
@@ -207,17 +155,8 @@ def describe(sess, source: str) -> dict[str, str]:
     return {name: type_ for name, type_, *_ in json.loads(rows)["data"]}
 
 
-def source_of(dataset: dict) -> str:
-    """The dataset as a subquery: its SQL, or its declared columns of its table (MATERIALIZED ones
-    such as pickup_date are not in SELECT *)."""
-    if dataset.get("sql"):
-        return dataset["sql"]
-    columns = ", ".join(c["column_name"] for c in dataset["columns"])
-    return f"SELECT {columns} FROM {dataset['schema']}.{dataset['table_name']}"  # noqa: S608  test SQL from the bundle
-
-
 def test_schema_rendering_has_the_bi_tables():
-    text = "\n".join(schema_statements())
+    text = "\n".join(bi_schema_statements())
     assert "datamart.trips" in text and "parsed.sensor_data" in text
 
 

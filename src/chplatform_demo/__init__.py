@@ -1,0 +1,1 @@
+"""Demo data for the chplatform lab: synthetic taxi trips (Parquet) and a titles catalogue (CSV)."""

@@ -1,0 +1,5 @@
+import sys
+
+from chplatform_demo.cli import main
+
+sys.exit(main())

@@ -150,3 +150,92 @@ def test_all_present_passes(tmp_path: Path) -> None:
         AIRFLOW_VAR_CHPLATFORM_API_QUOTES_URL="http://x/q.json",
     )
     assert "PASSED" in proc.stdout, proc.stderr[-4000:]
+
+
+@pytest.mark.parametrize("available", ["true", "false"])
+def test_without_clickhouse_every_dag_is_created_paused_and_says_why(tmp_path: Path, available: str) -> None:
+    """The airflow role sets CHPLATFORM_CLICKHOUSE_AVAILABLE=false where no ClickHouse server runs."""
+    proc = _run(
+        """
+        import json, os
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], safe_mode=False)
+        print("RESULT" + json.dumps({d.dag_id: [d.is_paused_upon_creation, d.description, sorted(d.tags)]
+                                     for d in bag.dags.values()}))
+        """,
+        tmp_path,
+        CHPLATFORM_CLICKHOUSE_AVAILABLE=available,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    dags = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT") :])
+    assert set(dags) == set(EXPECTED)
+    for dag_id, (paused, description, tags) in dags.items():
+        assert "clickhouse" in tags, f"{dag_id} is not tagged clickhouse (the role pauses by that tag)"
+        if available == "false":
+            assert paused is True, dag_id
+            assert description.startswith("Paused by the platform: no ClickHouse server runs"), description
+        else:
+            assert paused in (None, False) and description is None, (dag_id, paused, description)
+
+
+def test_the_role_pauses_the_clickhouse_dags_without_a_server_and_unpauses_them_with_one(tmp_path: Path) -> None:
+    """airflow_objects.py (the role's reconcile script) against a real metadata database (SQLite)
+    holding the platform's DAGs: it pauses the DAGs tagged clickhouse while no server runs, changes
+    nothing on a re-run, unpauses them in the run that finds a server, and never unpauses a DAG an
+    operator paused while a server runs."""
+    script = ROOT / "roles/airflow/files/airflow_objects.py"
+    stamp = tmp_path / "clickhouse-dags-paused"
+    env = {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False", "CHPLATFORM_CLICKHOUSE_AVAILABLE": "true"}
+    venv = _venv()
+    for cmd in (["db", "migrate"], ["dags", "reserialize"]):
+        proc = _run(
+            f"import sys; from airflow.__main__ import main; sys.argv = ['airflow', *{cmd!r}]; main()", tmp_path, **env
+        )
+        assert proc.returncode == 0, f"airflow {' '.join(cmd)}: {proc.stderr[-3000:]}"
+
+    def reconcile(available: bool) -> list[str]:
+        desired = {"clickhouse_dags": {"available": available, "tag": "clickhouse", "stamp": str(stamp)}}
+        proc = subprocess.run(
+            [str(venv / "bin/python"), str(script)], input=json.dumps(desired),
+            env={"PATH": f"{venv}/bin:/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(DAGS),
+                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])["changed"]
+
+    def paused() -> dict[str, bool]:
+        proc = _run(
+            """
+            import json
+            from airflow.models import DagModel
+            from airflow.utils.session import create_session
+            with create_session() as s:
+                print("RESULT" + json.dumps({d.dag_id: d.is_paused for d in s.query(DagModel)}))
+            """,
+            tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))[len("RESULT") :])
+
+    changed = reconcile(available=False)  # the DAGs were created unpaused: every one is paused now
+    assert sorted(changed) == sorted(
+        [f"DAG {d} paused: no ClickHouse server" for d in EXPECTED]
+        + ["recorded that the platform pauses the ClickHouse DAGs"]
+    )
+    assert paused() == dict.fromkeys(EXPECTED, True) and stamp.exists()
+    assert reconcile(available=False) == []
+
+    changed = reconcile(available=True)
+    assert len(changed) == len(EXPECTED) + 1 and all("unpaused" in c for c in changed[:-1]), changed
+    assert paused() == dict.fromkeys(EXPECTED, False) and not stamp.exists()
+    assert reconcile(available=True) == []
+
+    # An operator pauses a DAG while the server runs: the platform leaves it paused.
+    proc = _run(
+        "import sys; from airflow.__main__ import main; sys.argv = ['airflow', 'dags', 'pause', 'pg_to_ch']; main()",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert reconcile(available=True) == []
+    assert paused()["pg_to_ch"] is True

@@ -142,6 +142,40 @@ def test_airflow_connection_to_clickhouse():
     assert "Connection success!" in out, out
 
 
+CLICKHOUSE_DAGS = """cat > /tmp/dagstate.py <<'PY'
+import json
+from airflow import settings
+from airflow.models import DagModel, DagRun, DagTag
+from airflow.utils.session import create_session
+if settings.Session is None:
+    settings.configure_orm()
+with create_session() as s:
+    dags = s.query(DagModel).filter(DagModel.tags.any(DagTag.name == "clickhouse")).all()
+    print(json.dumps({d.dag_id: [d.is_paused, d.description,
+                                 s.query(DagRun).filter(DagRun.dag_id == d.dag_id, DagRun.state == "failed").count()]
+                      for d in dags}))
+PY
+chmod 644 /tmp/dagstate.py
+/usr/local/sbin/airflow-cli --python /tmp/dagstate.py; rm -f /tmp/dagstate.py"""
+
+
+def test_the_clickhouse_dags_are_paused_with_their_reason_when_no_server_runs():
+    """Without a ClickHouse server the DAGs that need one are paused and say why (no failed runs
+    fill the UI); with one, none of them is held paused by the platform."""
+    dags = json.loads(data.remote("airflow01", CLICKHOUSE_DAGS).splitlines()[-1])
+    print(f"DAGs tagged clickhouse (paused, failed runs): { {k: (v[0], v[2]) for k, v in dags.items()} }")
+    assert {"pg_to_ch", "trips_load", "file_to_ext", "api_to_ext"} <= set(dags), sorted(dags)
+    held = data.remote("airflow01", "test -e /opt/airflow/run/clickhouse-dags-paused && echo held || echo free")
+    if clickhouse_available():
+        assert held == "free" and not any(paused for paused, _, _ in dags.values()), dags
+        return
+    assert held == "held"
+    for dag_id, (paused, description, failed) in dags.items():
+        assert paused is True, f"{dag_id} is not paused although no ClickHouse server runs"
+        assert (description or "").startswith("Paused by the platform: no ClickHouse server runs"), description
+        assert failed == 0, f"{dag_id} has {failed} failed runs"
+
+
 SUPERSET_DB = """
 cd /etc/superset && sudo -u superset /opt/superset/venv/bin/python - <<'PY'
 import importlib.util

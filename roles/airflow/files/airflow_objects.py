@@ -2,9 +2,11 @@
 """Reconcile the admin user, Airflow connections and variables with a desired state.
 
 Reads JSON from stdin: {"check": bool, "connections": [...], "variables": {...},
-"admin": {"username", "password", "email", "firstname", "lastname"}}. Compares with the metadata
+"admin": {"username", "password", "email", "firstname", "lastname"},
+"clickhouse_dags": {"available": bool, "tag": str, "stamp": path}}. Compares with the metadata
 database and changes only what differs: creates the admin user (Admin role) when absent, keeps its
-password equal to the desired one. Prints {"changed": [<what changed>]} (never a secret). One
+password equal to the desired one; pauses the DAGs that need ClickHouse while no server runs
+(reconcile_clickhouse_dags). Prints {"changed": [<what changed>]} (never a secret). One
 Python start-up does all of it. Managed by Ansible.
 
 `--migration-state STAMP` prints {"current": ..., "recorded": ...} instead: the installed
@@ -152,6 +154,44 @@ def reconcile_admin(session: Any, admin: dict[str, Any], check: bool) -> list[st
     return [f"user {admin['username']} password updated"]
 
 
+def reconcile_clickhouse_dags(session: Any, want: dict[str, Any], check: bool) -> list[str]:
+    """The DAGs tagged ``want["tag"]`` need a ClickHouse server. Without one (``available`` false),
+    pause those that are not, and leave the stamp file ``want["stamp"]`` saying so (DAGs parsed
+    later are created paused by their own defaults). With one, and the stamp present: unpause the
+    tagged DAGs that are paused (the platform paused them) and remove the stamp. Pauses an
+    operator makes while a server runs are never touched."""
+    import os
+
+    from airflow.models import DagModel, DagTag
+
+    dags = session.query(DagModel).filter(DagModel.tags.any(DagTag.name == want["tag"])).order_by(DagModel.dag_id).all()
+    stamp = want["stamp"]
+    changed = []
+    if not want["available"]:
+        for dag in dags:
+            if not dag.is_paused:
+                changed.append(f"DAG {dag.dag_id} paused: no ClickHouse server")
+                if not check:
+                    dag.is_paused = True
+        if not os.path.exists(stamp):
+            changed.append("recorded that the platform pauses the ClickHouse DAGs")
+            if not check:
+                with open(stamp, "w", encoding="utf-8") as f:
+                    f.write(f"The platform paused the DAGs tagged {want['tag']}: no ClickHouse server runs.\n")
+        return changed
+    if os.path.exists(stamp):
+        for dag in dags:
+            if dag.is_paused:
+                changed.append(f"DAG {dag.dag_id} unpaused: ClickHouse is available")
+                if not check:
+                    dag.is_paused = False
+        changed.append("the ClickHouse DAGs are no longer paused by the platform")
+        if not check:
+            session.flush()
+            os.unlink(stamp)
+    return changed
+
+
 def migration_state(stamp: str) -> dict[str, Any]:
     """The installed packages and the database's alembic revisions (every alembic_version* table:
     Airflow's and the FAB provider's), next to what the stamp recorded."""
@@ -203,6 +243,8 @@ def main() -> int:
     with create_session() as session:
         changed += reconcile_connections(session, desired.get("connections", []), check)
         changed += reconcile_variables(session, desired.get("variables", {}), check)
+        if desired.get("clickhouse_dags"):
+            changed += reconcile_clickhouse_dags(session, desired["clickhouse_dags"], check)
         if check:
             session.rollback()
     # The admin after the connections and variables are committed: creating it uses FAB's own session.

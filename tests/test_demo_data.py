@@ -200,3 +200,32 @@ def test_every_dashboard_chart_returns_rows_on_the_demo_data(engine, demo_files,
     assert result, f"{chart['_file']} returned no rows:\n{chart_sql(chart)}"
     assert all(v is not None for v in result[0]), f"{chart['_file']}: {result[0]}"
     print(f"\n{chart['slice_name']}: {len(result)} rows, first {result[0]}")
+
+
+# --- playbooks/demo.yml: bad input stops before anything is written ---------------------------
+
+CLOSED = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_connection": "ssh"}  # never reached
+ALL = ["airflow", "kafka", "minio"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "groups", "fix"),
+    [
+        (["-e", "demo_rows=lots"], ALL, "demo_rows must be a whole number from 1 to 100000000"),
+        (["-e", "demo_rows=0"], ALL, "demo_rows must be a whole number from 1 to 100000000"),
+        (["-e", "demo_state=paused"], ALL, "demo_state started or stopped"),
+        ([], ["airflow", "kafka"], "The demo needs a host in group minio: add one to the inventory"),
+    ],
+    ids=["rows-not-a-number", "rows-zero", "unknown-state", "no-minio-host"],
+)  # fmt: skip
+def test_the_demo_playbook_refuses_bad_input_before_writing_anything(tmp_path, extra, groups, fix):
+    from tests.conftest import local_inventory, run_playbook
+
+    inv = local_inventory(tmp_path, {g: {f"{g}01": CLOSED} for g in groups})
+    demo_dir = tmp_path / "demo"
+    r = run_playbook("playbooks/demo.yml", "-i", inv, "-e", f"demo_dir={demo_dir}", *extra, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert fix in out, out[-3000:]
+    assert not demo_dir.exists(), "the demo wrote files before refusing its input"
+    assert "UNREACHABLE" not in out, "a host was contacted before the input was checked"

@@ -162,7 +162,7 @@ chmod 644 /tmp/dagstate.py
 def test_the_clickhouse_dags_are_paused_with_their_reason_when_no_server_runs():
     """Without a ClickHouse server the DAGs that need one are paused and say why (no failed runs
     fill the UI); with one, none of them is held paused by the platform."""
-    dags = json.loads(data.remote("airflow01", CLICKHOUSE_DAGS).splitlines()[-1])
+    dags = clickhouse_dags()
     print(f"DAGs tagged clickhouse (paused, failed runs): { {k: (v[0], v[2]) for k, v in dags.items()} }")
     assert {"pg_to_ch", "trips_load", "file_to_ext", "api_to_ext"} <= set(dags), sorted(dags)
     held = data.remote("airflow01", "test -e /opt/airflow/run/clickhouse-dags-paused && echo held || echo free")
@@ -174,6 +174,93 @@ def test_the_clickhouse_dags_are_paused_with_their_reason_when_no_server_runs():
         assert paused is True, f"{dag_id} is not paused although no ClickHouse server runs"
         assert (description or "").startswith("Paused by the platform: no ClickHouse server runs"), description
         assert failed == 0, f"{dag_id} has {failed} failed runs"
+
+
+def clickhouse_dags() -> dict:
+    """{dag_id: [paused, description, failed runs]} of the DAGs tagged clickhouse, from Airflow's database."""
+    return json.loads(data.remote("airflow01", CLICKHOUSE_DAGS).splitlines()[-1])
+
+
+DEMO_OBJECTS = (
+    data.MINIO_COMMON
+    + """for key in ("trips/trips_sample.parquet", "netflix_titles.csv"):
+    st = m.stat_object("datasets", key)
+    print(key, st.size, st.metadata.get("x-amz-meta-sha256", ""))
+PY"""
+)
+
+
+# Results as JSON, not YAML: YAML folds the summary's long lines.
+JSON_RESULTS = {"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+
+
+def recap_changes(out: str) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, flags=re.MULTILINE)}
+
+
+def test_the_demo_shows_the_platform_at_work_and_a_second_run_changes_nothing(tmp_path):
+    """playbooks/demo.yml (bin/lab demo) on the lab with 100 000 trips: the files reach the datasets
+    bucket whole (sizes and checksums), the producer service delivers (offsets grow), the ClickHouse
+    DAGs stay paused with no failed run where no server runs, and the summary is printed; a second
+    run changes nothing; `demo stop` stops the producer."""
+    import hashlib
+
+    demo_dir = tmp_path / "demo"
+    args = ["ansible-playbook", "-i", str(INVENTORY), "playbooks/demo.yml", "-e", "demo_rows=100000",
+            "-e", f"demo_dir={demo_dir}"]  # fmt: skip
+    try:
+        first = run(args, timeout=900, **JSON_RESULTS)
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        summary = first.stdout[first.stdout.rindex("TASK [Show where the data went") :]
+        print(summary[: summary.find("PLAY RECAP")])
+        assert "MiB in the datasets bucket, 2 uploaded by this run" in summary
+        offsets = re.search(r"sensor_data: end offsets (\d+) -> (\d+)", first.stdout)
+        assert offsets and int(offsets[2]) > int(offsets[1]), "the demo producer delivered nothing"
+        if not clickhouse_available():
+            assert "ClickHouse: NOT installed, the loading DAGs were skipped" in summary
+            for dag_id, (paused, _, failed) in clickhouse_dags().items():
+                assert paused is True and failed == 0, f"{dag_id}: paused {paused}, {failed} failed runs"
+
+        stored = {}
+        for line in data.remote("minio01", DEMO_OBJECTS).splitlines():
+            key, size, digest = line.split()
+            stored[key] = (int(size), digest)
+        local = {
+            "trips/trips_sample.parquet": demo_dir / "trips.parquet",
+            "netflix_titles.csv": demo_dir / "titles.csv",
+        }
+        for key, path in local.items():
+            want = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+            print(f"s3://datasets/{key}: {want[0]} bytes, sha256 {want[1][:16]}...")
+            assert stored[key] == want, f"{key}: MinIO holds {stored[key]}, the demo wrote {want}"
+        assert data.remote("kafka01", "systemctl is-active chplatform-demo-producer") == "active"
+
+        second = run(args, timeout=900, **JSON_RESULTS)
+        assert second.returncode == 0, second.stdout[-4000:]
+        changes = recap_changes(second.stdout)
+        assert changes and not any(changes.values()), f"the second demo run changed something: {changes}"
+    finally:
+        # Stopped even when a check above failed: the checks after this one count sensor_data's messages.
+        stop = run([*args, "-e", "demo_state=stopped"], timeout=300)
+    assert stop.returncode == 0, stop.stdout[-3000:]
+    state = data.remote("kafka01", "systemctl is-active chplatform-demo-producer || true")
+    assert state == "inactive", state
+
+
+def test_the_airflow_dag_list_in_the_browser():
+    """The DAG list as a user sees it (Chromium screenshot in artifacts/screenshots/): every DAG
+    listed; without a ClickHouse server the database check above shows them paused, unfailed."""
+    from tests.browser import chromium_page, fab_login, screenshot, wait_for_texts
+
+    ids = sorted(clickhouse_dags())
+    with chromium_page() as page:
+        fab_login(page, "http://127.0.0.1:8080/auth/login/", "admin", data.secret("airflow_admin"))
+        page.goto("http://127.0.0.1:8080/dags", wait_until="domcontentloaded")
+        body = wait_for_texts(page, ids, "airflow-dags-full-stack")
+        shot = screenshot(page, "airflow-dags-full-stack")
+    assert all(d in body for d in ids), [d for d in ids if d not in body]
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
 
 
 SUPERSET_DB = """

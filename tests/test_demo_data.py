@@ -131,6 +131,20 @@ def test_the_trips_are_plausible_and_use_the_prod_zones():
         t["total_amount"], t["fare_amount"], t["extra"], t["tip_amount"], t["tolls_amount"], strict=True))  # fmt: skip
 
 
+def test_a_size_that_does_not_fit_the_disk_is_refused_before_writing(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda _path: shutil._ntuple_diskusage(10 * 2**30, 10 * 2**30 - 2**20, 2**20)
+    )
+    with pytest.raises(SystemExit) as exc:
+        demo_cli(["--out-dir", str(tmp_path), "--rows", "1000000"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1000000 trips need about 61 MiB and" in err and "has 1 MiB free: lower --rows or free space" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_size_that_does_not_fit_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         demo_cli(["--out-dir", str(tmp_path), "--rows", str(trips.MAX_ROWS + 1)])

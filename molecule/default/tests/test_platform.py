@@ -234,6 +234,15 @@ def test_the_demo_shows_the_platform_at_work_and_a_second_run_changes_nothing(tm
             print(f"s3://datasets/{key}: {want[0]} bytes, sha256 {want[1][:16]}...")
             assert stored[key] == want, f"{key}: MinIO holds {stored[key]}, the demo wrote {want}"
         assert data.remote("kafka01", "systemctl is-active chplatform-demo-producer") == "active"
+        # A bucket that does not exist: one line naming the fix, nothing uploaded.
+        bad = data.remote(
+            "airflow01",
+            "/usr/local/sbin/airflow-cli --python /var/tmp/chplatform-demo/upload_datasets.py no-such-bucket "
+            "k=/var/tmp/chplatform-demo/titles.csv; echo rc=$?",
+        ).splitlines()
+        print(f"upload to a missing bucket: {bad[-2]} ({bad[-1]})")
+        assert bad[-1] == "rc=2" and "bucket no-such-bucket does not exist" in bad[-2], bad[-3:]
+        assert "run site.yml (the minio role creates it)" in bad[-2]
 
         second = run(args, timeout=900, **JSON_RESULTS)
         assert second.returncode == 0, second.stdout[-4000:]

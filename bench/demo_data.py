@@ -63,7 +63,7 @@ def lab_upload(path: Path) -> None:
     r = json.loads(out)
     size = path.stat().st_size / 2**20
     obj = next(iter(r["objects"].values()))
-    for label, s in (("upload (demo: hash, compare, upload_file)", obj["seconds"]),
+    for label, s in (("upload (the demo's: upload_file, new object)", obj["seconds"]),
                      ("upload_file alone", r["upload_file"]["seconds"]),
                      ("raw PutObject of the same bytes", r["raw_put"]["seconds"])):  # fmt: skip
         print(f"{label:44s} {size:7.1f} MiB in {s:6.2f} s = {size / max(s, 1e-9):7.1f} MiB/s")

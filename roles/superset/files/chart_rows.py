@@ -10,6 +10,7 @@ the dataset's own query builder, as Superset builds it for a dashboard (metrics,
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 
@@ -29,6 +30,18 @@ def query_object(params: dict) -> dict:
         "from_dttm": None,
         "to_dttm": None,
     }
+
+
+def reason(error: str | None) -> str | None:
+    """The error's cause in a few words: "replica01:8123: Connection refused" for an unreachable
+    database (the driver's message nests it deep), else its first line."""
+    if not error:
+        return None
+    where = re.search(r"host='([^']+)', port=(\d+)", error)
+    why = re.search(r"\[Errno -?\d+\] ([^'\")]+)", error)
+    if where and why:
+        return f"{where[1]}:{where[2]}: {why[1].strip()}"
+    return error.strip().splitlines()[0]
 
 
 def main() -> None:
@@ -52,8 +65,7 @@ def main() -> None:
                     error = result.error_message
                 except Exception as exc:  # the chart's failure is the answer, whatever it is
                     rows, error = 0, str(exc)
-                first = (error or "").strip().splitlines()[0] if error else None
-                out.append({"dashboard": title, "chart": chart.slice_name, "rows": rows, "error": first})
+                out.append({"dashboard": title, "chart": chart.slice_name, "rows": rows, "error": reason(error)})
     print(json.dumps(out))
 
 

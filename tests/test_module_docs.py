@@ -20,8 +20,9 @@ from tests.conftest import ROOT, ansible_env
 COLLECTION = ROOT / "collections/ansible_collections/chplatform/platform"
 MODULES = sorted(f"chplatform.platform.{p.stem}" for p in (COLLECTION / "plugins/modules").glob("*.py"))
 ANSIBLE = Path(sys.executable).parent  # the venv that runs pytest has ansible
-# Options a module requires beyond `required` (its required_if rules, at their defaults).
-CONDITIONALLY_REQUIRED = {"chplatform.platform.minio_user": ["secret_key"]}
+# Options a module requires beyond `required` (its required_if rules at their defaults, one of
+# its required_one_of).
+CONDITIONALLY_REQUIRED = {"chplatform.platform.minio_user": ["secret_key"], "chplatform.platform.file_set": ["probe"]}
 
 
 def documented_options(module: str) -> dict:

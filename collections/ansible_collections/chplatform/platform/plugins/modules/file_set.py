@@ -29,14 +29,20 @@ description:
   - The parent directories must exist; the module does not create them (their modes and owners
     belong to the role).
   - Supports check mode and diff mode (one diff per file written, text files up to 256 KiB).
+  - With O(probe) instead, only reads the state of the paths given (nothing is sent but their
+    names); the caller compares it with what it would write and sends only the files that differ.
 version_added: "1.1.0"
 author: chplatform
 options:
+  probe:
+    description:
+      - Paths whose state to read and return in RV(state); nothing is written. Exclusive with O(files).
+    type: list
+    elements: path
   files:
-    description: The files to write.
+    description: The files to write. Exclusive with O(probe); one of the two is required.
     type: list
     elements: dict
-    required: true
     suboptions:
       dest:
         description: Absolute path of the file.
@@ -81,9 +87,13 @@ EXAMPLES = r"""
 RETURN = r"""
 written:
   description: Destinations whose content or attributes were (in check mode, would be) changed, in the order given.
-  returned: always
+  returned: with O(files)
   type: list
   elements: str
+state:
+  description: Each probed path's [sha256, mode, owner, group], or null when it does not exist.
+  returned: with O(probe)
+  type: dict
 """
 
 DIFF_LIMIT = 256 * 1024
@@ -163,10 +173,10 @@ def write(module, spec, data, mode, uid, gid):
 def main():
     module = AnsibleModule(
         argument_spec={
+            "probe": {"type": "list", "elements": "path"},
             "files": {
                 "type": "list",
                 "elements": "dict",
-                "required": True,
                 "options": {
                     "dest": {"type": "path", "required": True},
                     "content": {"type": "str", "required": True},
@@ -177,8 +187,16 @@ def main():
                 },
             },
         },
+        mutually_exclusive=[("probe", "files")],
+        required_one_of=[("probe", "files")],
         supports_check_mode=True,
     )
+    if module.params["probe"] is not None:
+        state = {}
+        for path in module.params["probe"]:
+            have = current_state(path)
+            state[path] = list(have[:4]) if have else None
+        module.exit_json(changed=False, state=state)
     written, diffs = [], []
     for spec in module.params["files"]:
         dest = spec["dest"]

@@ -13,10 +13,20 @@ import yaml
 
 from tests.conftest import BUNDLE_DIR, ROOT, run_playbook
 
-PLATFORM_GROUPS = {"clickhouse", "clickhouse_keeper", "postgres", "kafka", "minio", "airflow", "superset"}
+PLATFORM_GROUPS = {"clickhouse", "clickhouse_keeper", "postgres", "kafka", "minio", "airflow", "superset", "monitoring"}
 # Run on the controller itself, with the interpreter that runs the tests.
 LOCAL = ("-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}")
-LAB_HOSTS = {"replica01", "replica02", "keeper03", "pg01", "kafka01", "minio01", "airflow01", "superset01"}
+LAB_HOSTS = {
+    "replica01",
+    "replica02",
+    "keeper03",
+    "pg01",
+    "kafka01",
+    "minio01",
+    "airflow01",
+    "superset01",
+    "monitor01",
+}
 
 
 def inventory(path):

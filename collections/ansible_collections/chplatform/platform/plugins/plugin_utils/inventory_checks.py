@@ -33,6 +33,7 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "clickhouse_schema": ("clickhouse", "clickhouse_schema"),
     "airflow": ("airflow", "airflow"),
     "superset": ("superset", "superset"),
+    "monitoring": ("monitoring", "prometheus"),
 }
 # The groups a platform needs, each with at least one host.
 REQUIRED_GROUPS = ("clickhouse", "clickhouse_keeper", "postgres", "kafka", "minio", "airflow", "superset")
@@ -105,7 +106,19 @@ def show(name: str, value: Any) -> str:
         return f"a secret of {len(str(value))} characters" if str(value) else "empty"
     if isinstance(value, str):
         return repr(value)
-    return str(value) if not isinstance(value, (list, dict)) else repr(value)
+    return str(value) if not isinstance(value, (list, dict)) else repr(_redact(value))
+
+
+def _redact(value: Any) -> Any:
+    """A list or mapping with every secret inside it (by its key's name) replaced by its length."""
+    if isinstance(value, dict):
+        return {
+            k: (f"<secret of {len(str(v))} characters>" if SECRET_NAME.search(str(k)) else _redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 @dataclass
@@ -319,6 +332,15 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
         ("airflow_fixture_api_port", "airflow_fixture_api_enabled"),
     ],
     "superset": [("superset_port", None)],
+    "monitoring": [("prometheus_port", None), ("alertmanager_port", None), ("blackbox_exporter_port", None)],
+}
+# The exporters Prometheus scrapes on the hosts of another component (variable, condition), and on
+# every host (node).
+EXPORTER_PORTS: dict[str, list[tuple[str, str | None]]] = {
+    "common": [("node_exporter_port", "common_node_exporter")],
+    "postgresql": [("postgres_exporter_port", "postgres_exporter_enabled")],
+    "kafka": [("kafka_jmx_exporter_port", "kafka_jmx_exporter_enabled")],
+    "airflow": [("statsd_exporter_port", "airflow_statsd_enabled")],
 }
 
 
@@ -326,14 +348,14 @@ def check_ports(ctx: Context) -> None:
     """Two services on one host must not ask for the same port."""
     wanted: dict[str, dict[int, list[str]]] = {}
     keepers = set(ctx.view.groups.get("clickhouse_keeper", []))
-    for component, ports in PORTS.items():
+    for component, ports in [*PORTS.items(), *EXPORTER_PORTS.items()]:
         pattern = "clickhouse_keeper" if component == "clickhouse_keeper" else COMPONENTS[component][0]
         role = "clickhouse" if component == "clickhouse_keeper" else COMPONENTS[component][1]
         for host in ctx.hosts(pattern):
             if component == "clickhouse_keeper" and host not in keepers:
                 continue
             for name, condition in ports:
-                if condition and not ctx.var(host, condition, role):
+                if condition and not ctx.var(host, condition, role, default=True):
                     continue
                 value = ctx.var(host, name, role)
                 port = _port_of_address(value) if name.endswith("_address") else _int(value)
@@ -1037,6 +1059,78 @@ def check_superset(ctx: Context, hosts: list[str]) -> None:
                 ctx.add("superset_assets_src", host, src, "point it at an export bundle directory with metadata.yaml")
 
 
+def check_monitoring(ctx: Context, hosts: list[str]) -> None:
+    role = "prometheus"
+    for host in hosts[:1]:
+        value = ctx.var(host, "alertmanager_receivers", role)
+        if isinstance(value, Deferred):
+            continue  # built from the hosts' facts: the role's own check runs once they are known
+        receivers = ctx.items(host, "alertmanager_receivers", role)
+        if not receivers:
+            ctx.add(
+                "alertmanager_receivers",
+                host,
+                [],
+                "name at least one receiver, e.g. [{name: ops, webhook_url: 'https://chat.example.internal/hooks/alerts'}] "
+                "or [{name: ops, email_to: 'ops@example.internal'}]",
+            )
+        names = []
+        for i, receiver in enumerate(receivers):
+            name = str(receiver.get("name") or "") if isinstance(receiver, dict) else ""
+            label = f"alertmanager_receivers[{name or i}]"
+            if not name:
+                ctx.add(f"{label}.name", host, None, "give the receiver a name", shown="unset")
+            names.append(name)
+            url = str(receiver.get("webhook_url") or "") if isinstance(receiver, dict) else ""
+            mail = str(receiver.get("email_to") or "") if isinstance(receiver, dict) else ""
+            if not url and not mail:
+                ctx.add(
+                    label,
+                    host,
+                    None,
+                    "set webhook_url (http:// or https://) or email_to: a receiver without either sends nowhere",
+                    shown="no webhook_url, no email_to",
+                )
+            elif url and not re.match(r"https?://[^/\s]+", url):
+                ctx.add(f"{label}.webhook_url", host, url, "use an http:// or https:// URL")
+            if mail and not (ctx.var(host, "alertmanager_smtp", role, default={}) or {}).get("smarthost"):
+                ctx.add(
+                    "alertmanager_smtp",
+                    host,
+                    None,
+                    f"{label} sends e-mail: set alertmanager_smtp.smarthost (host:port) and .from",
+                    shown="no smarthost",
+                )
+        routes = ctx.var(host, "alertmanager_routes", role, default={}) or {}
+        for severity, receiver in (routes.items() if isinstance(routes, dict) else []):
+            if receiver not in names:
+                ctx.add(
+                    f"alertmanager_routes.{severity}",
+                    host,
+                    receiver,
+                    f"route to one of alertmanager_receivers: {', '.join(n for n in names if n) or '(none defined)'}",
+                )
+
+
+def check_scrape_targets(ctx: Context) -> None:
+    """Every port Prometheus scrapes is one a service on that host listens on (an exporter turned
+    off, or a port changed on one side only, would leave a target down for good)."""
+    if not ctx.hosts("monitoring"):
+        return
+    for component, ports in EXPORTER_PORTS.items():
+        role = COMPONENTS[component][1]
+        for host in ctx.hosts(COMPONENTS[component][0]):
+            for name, condition in ports:
+                if condition and not ctx.var(host, condition, role, default=True):
+                    ctx.add(
+                        condition,
+                        host,
+                        False,
+                        f"Prometheus (group monitoring) scrapes {name} here, but no service would listen on it: "
+                        f"turn {condition} back on, or take the host out of the monitoring targets",
+                    )
+
+
 COMPONENT_CHECKS = {
     "common": check_common,
     "postgresql": check_postgresql,
@@ -1047,6 +1141,7 @@ COMPONENT_CHECKS = {
     "clickhouse_schema": check_clickhouse_schema,
     "airflow": check_airflow,
     "superset": check_superset,
+    "monitoring": check_monitoring,
 }
 
 
@@ -1158,6 +1253,7 @@ def run_checks(
                 skip=done,
             )
         check_ports(ctx)
+        check_scrape_targets(ctx)
         check_host_references(ctx)
         if contract_names:
             check_contract(ctx, contract_names)

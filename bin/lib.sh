@@ -39,6 +39,46 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Debian 12's Prometheus tools for the rule checks (promtool) and Alertmanager's amtool, unpacked
+# from the .deb (nothing installed, no service started), cached by package version.
+PROMETHEUS_TOOLS_DEBS=(prometheus=2.42.0+ds-5+deb12u1 prometheus-alertmanager=0.25.0-1+b4)
+
+prometheus_tools() {
+  # prometheus_tools TOOL... (promtool, amtool): print each tool's path, one a line, after
+  # fetching its package into $CACHE_DIR/tools/<package>-<version>/ when it is not there yet.
+  local tool spec pkg ver dir tmp out
+  for tool in "$@"; do
+    case "$tool" in
+      promtool) spec=${PROMETHEUS_TOOLS_DEBS[0]} ;;
+      amtool) spec=${PROMETHEUS_TOOLS_DEBS[1]} ;;
+      *) die "prometheus_tools: unknown tool '$tool' (promtool or amtool)" ;;
+    esac
+    pkg=${spec%%=*} ver=${spec#*=}
+    dir="$CACHE_DIR/tools/$pkg-$ver"
+    if [ ! -x "$dir/usr/bin/$tool" ]; then
+      mkdir -p "$CACHE_DIR/tools" || die "cannot create $CACHE_DIR/tools (set CHPLATFORM_CACHE to a writable directory)"
+      tmp=$(mktemp -d "$CACHE_DIR/tools/.$pkg.XXXXXX")
+      log "Fetching $tool: Debian package $spec, unpacked into $dir (not installed)"
+      # apt-get's own messages are shown only when the download fails (the warning about the
+      # unsandboxed download as root is noise).
+      if ! out=$(cd "$tmp" && apt-get download -q "$spec" 2>&1); then
+        is_root && apt-get update -qq
+        out=$(cd "$tmp" && apt-get download -q "$spec" 2>&1) || {
+          rm -rf "$tmp"
+          printf '%s\n' "$out" >&2
+          die "cannot download the Debian package $spec for $tool (apt-get download $spec): is the Debian mirror reachable, is that version still published (then update PROMETHEUS_TOOLS_DEBS in bin/lib.sh)?"
+        }
+      fi
+      dpkg-deb -x "$tmp/${pkg}_"*.deb "$tmp/root" || { rm -rf "$tmp"; die "cannot unpack the package $spec"; }
+      # Atomic: a concurrent run that got there first wins, ours is dropped.
+      mv -T "$tmp/root" "$dir" 2>/dev/null || true
+      rm -rf "$tmp"
+      [ -x "$dir/usr/bin/$tool" ] || die "the package $spec has no usr/bin/$tool"
+    fi
+    echo "$dir/usr/bin/$tool"
+  done
+}
+
 docker_reachable() { docker info >/dev/null 2>&1; }
 
 ensure_docker() {

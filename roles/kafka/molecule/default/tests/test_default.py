@@ -114,6 +114,31 @@ def test_listeners_answer(host):
     assert host.socket("tcp://0.0.0.0:9093").is_listening
 
 
+def test_jmx_exporter_serves_the_contract_metrics(host):
+    """The agent in each Kafka process answers on the contract's port with the names the alert rules use."""
+    jar = host.file("/opt/kafka/jmx_prometheus_javaagent-1.0.1.jar")
+    assert jar.is_file and jar.user == "root" and jar.mode == 0o644
+    rules = host.file("/etc/kafka/jmx_exporter.yml")
+    assert rules.user == "root" and rules.group == "kafka" and rules.mode == 0o640
+    assert "-javaagent:/opt/kafka/jmx_prometheus_javaagent-1.0.1.jar=9404:/etc/kafka/jmx_exporter.yml" in (
+        host.process.get(comm="java").args
+    )
+    page = host.check_output(
+        "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9404/metrics\").read().decode())'"
+    )
+    names = {line.split("{")[0].split()[0] for line in page.splitlines() if line and not line.startswith("#")}
+    for name in (
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "kafka_controller_kafkacontroller_offlinepartitionscount",
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "kafka_network_requestmetrics_totaltimems",
+        "kafka_log_log_size",
+        "kafka_server_brokertopicmetrics_messagesin_total",
+        "kafka_server_raft_metrics_current_leader",
+    ):
+        assert name in names, f"{name} is missing from {host.backend.hostname}:9404/metrics"
+
+
 def test_layout_and_ownership(host):
     assert host.file("/opt/kafka/current").linked_to == "/opt/kafka/kafka_2.13-4.3.1"
     assert host.file("/opt/kafka/current/libs").is_directory

@@ -227,3 +227,25 @@ def test_two_by_two_layout(renders):
     main = server_conf(renders["two_by_two"], "s2r2", "remote_servers.xml").find("remote_servers/main")
     layout = [[r.findtext("host") for r in s.findall("replica")] for s in main.findall("shard")]
     assert layout == [["s1r1", "s1r2"], ["s2r1", "s2r2"]]
+
+
+STANDALONE_KEEPER_TOPOLOGIES = [n for n in TOPOLOGIES if set(keepers(n)) - set(servers(n))]
+
+
+@pytest.mark.parametrize("name", STANDALONE_KEEPER_TOPOLOGIES)
+def test_standalone_keeper_exposes_its_prometheus_endpoint(renders, name):
+    """A Keeper outside the servers serves its own metrics on the contract's port (9363), as the servers do."""
+    for host in set(keepers(name)) - set(servers(name)):
+        config = xml(renders[name] / host / "etc/clickhouse-keeper/keeper_config.d/keeper_server.xml")
+        prom = config.find("prometheus")
+        assert prom is not None, f"{host}: no <prometheus> section"
+        assert {child.tag: child.text for child in prom} == {
+            "endpoint": "/metrics",
+            "port": "9363",
+            "metrics": "true",
+            "events": "true",
+            "asynchronous_metrics": "true",
+        }, host
+        # The endpoint listens where Keeper does: its listen_host entries, never only the loopback.
+        listen = {element.text for element in config.findall("listen_host")}
+        assert listen and not listen <= {"127.0.0.1", "::1"}, f"{host}: listen_host {listen}"

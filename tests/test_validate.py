@@ -52,7 +52,8 @@ def inventory(tmp_path):
     )
     # What the example leaves for the operator to fill in.
     for relpath, name, value in (("kafka/kafka.yml", "kafka_artifact_sha256", "a" * 64),
-                                 ("minio/minio.yml", "minio_artifact_sha256", "b" * 64)):  # fmt: skip
+                                 ("minio/minio.yml", "minio_artifact_sha256", "b" * 64),
+                                 ("airflow/airflow.yml", "airflow_statsd_exporter_sha256", "c" * 64)):  # fmt: skip
         path = inv / "group_vars" / relpath
         path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), name: value}))
 

@@ -338,8 +338,9 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
 # every host (node).
 EXPORTER_PORTS: dict[str, list[tuple[str, str | None]]] = {
     "common": [("node_exporter_port", "common_node_exporter")],
-    "postgresql": [("postgres_exporter_port", "postgres_exporter_enabled")],
+    "postgresql": [("postgres_exporter_port", "postgresql_exporter_enabled")],
     "kafka": [("kafka_jmx_exporter_port", "kafka_jmx_exporter_enabled")],
+    "clickhouse_keeper": [("clickhouse_prometheus_port", None)],
     "airflow": [("statsd_exporter_port", "airflow_statsd_enabled")],
 }
 
@@ -348,8 +349,15 @@ def check_ports(ctx: Context) -> None:
     """Two services on one host must not ask for the same port."""
     wanted: dict[str, dict[int, list[str]]] = {}
     keepers = set(ctx.view.groups.get("clickhouse_keeper", []))
-    for component, ports in [*PORTS.items(), *EXPORTER_PORTS.items()]:
-        pattern = "clickhouse_keeper" if component == "clickhouse_keeper" else COMPONENTS[component][0]
+    for component, ports, exporters in [
+        *((c, p, False) for c, p in PORTS.items()),
+        *((c, p, True) for c, p in EXPORTER_PORTS.items()),
+    ]:
+        # Keeper's own ports on every Keeper host; its metrics port only where no ClickHouse server
+        # serves it (EXPORTER_PORTS use the component's own pattern: standalone Keeper nodes).
+        pattern = (
+            "clickhouse_keeper" if component == "clickhouse_keeper" and not exporters else COMPONENTS[component][0]
+        )
         role = "clickhouse" if component == "clickhouse_keeper" else COMPONENTS[component][1]
         for host in ctx.hosts(pattern):
             if component == "clickhouse_keeper" and host not in keepers:
@@ -1009,6 +1017,27 @@ def check_airflow(ctx: Context, hosts: list[str]) -> None:
                 "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'",
             )
         _check_host_set(ctx, host, role, "airflow_db_host", "postgres")
+        if ctx.var(host, "airflow_statsd_enabled", role, default=True):
+            if not (
+                ctx.var(host, "airflow_statsd_exporter_url", role) or ctx.var(host, "airflow_statsd_exporter_src", role)
+            ):
+                ctx.add(
+                    "airflow_statsd_exporter_url",
+                    host,
+                    "",
+                    "set airflow_statsd_exporter_url or airflow_statsd_exporter_src to a statsd_exporter binary built "
+                    f"with go install github.com/prometheus/statsd_exporter@"
+                    f"{ctx.var(host, 'airflow_statsd_exporter_version', role, default='<version>')} (bin/bundle builds "
+                    "one) and airflow_statsd_exporter_sha256 to its sha256, or set airflow_statsd_enabled: false",
+                )
+            sha = ctx.var(host, "airflow_statsd_exporter_sha256", role)
+            if sha is not None and not SHA256.fullmatch(str(sha)):
+                ctx.add(
+                    "airflow_statsd_exporter_sha256",
+                    host,
+                    sha,
+                    "set the binary's sha256 (64 hex digits, bin/bundle's manifest.json)",
+                )
         connections = (ctx.items(host, "airflow_connections", role)) + (
             ctx.items(host, "airflow_connections_extra", role)
         )
@@ -1062,22 +1091,22 @@ def check_superset(ctx: Context, hosts: list[str]) -> None:
 def check_monitoring(ctx: Context, hosts: list[str]) -> None:
     role = "prometheus"
     for host in hosts[:1]:
-        value = ctx.var(host, "alertmanager_receivers", role)
+        value = ctx.var(host, "prometheus_alertmanager_receivers", role)
         if isinstance(value, Deferred):
             continue  # built from the hosts' facts: the role's own check runs once they are known
-        receivers = ctx.items(host, "alertmanager_receivers", role)
+        receivers = ctx.items(host, "prometheus_alertmanager_receivers", role)
         if not receivers:
             ctx.add(
-                "alertmanager_receivers",
+                "prometheus_alertmanager_receivers",
                 host,
                 [],
-                "name at least one receiver, e.g. [{name: ops, webhook_url: 'https://chat.example.internal/hooks/alerts'}] "
-                "or [{name: ops, email_to: 'ops@example.internal'}]",
+                "name at least one receiver, e.g. [{name: ops, webhook_url: "
+                "'https://chat.example.internal/hooks/alerts'}] or [{name: ops, email_to: 'ops@example.internal'}]",
             )
         names = []
         for i, receiver in enumerate(receivers):
             name = str(receiver.get("name") or "") if isinstance(receiver, dict) else ""
-            label = f"alertmanager_receivers[{name or i}]"
+            label = f"prometheus_alertmanager_receivers[{name or i}]"
             if not name:
                 ctx.add(f"{label}.name", host, None, "give the receiver a name", shown="unset")
             names.append(name)
@@ -1093,22 +1122,23 @@ def check_monitoring(ctx: Context, hosts: list[str]) -> None:
                 )
             elif url and not re.match(r"https?://[^/\s]+", url):
                 ctx.add(f"{label}.webhook_url", host, url, "use an http:// or https:// URL")
-            if mail and not (ctx.var(host, "alertmanager_smtp", role, default={}) or {}).get("smarthost"):
+            if mail and not (ctx.var(host, "prometheus_alertmanager_smtp", role, default={}) or {}).get("smarthost"):
                 ctx.add(
-                    "alertmanager_smtp",
+                    "prometheus_alertmanager_smtp",
                     host,
                     None,
-                    f"{label} sends e-mail: set alertmanager_smtp.smarthost (host:port) and .from",
+                    f"{label} sends e-mail: set prometheus_alertmanager_smtp.smarthost (host:port) and .from",
                     shown="no smarthost",
                 )
-        routes = ctx.var(host, "alertmanager_routes", role, default={}) or {}
-        for severity, receiver in (routes.items() if isinstance(routes, dict) else []):
+        routes = ctx.var(host, "prometheus_alertmanager_routes", role, default={}) or {}
+        for severity, receiver in routes.items() if isinstance(routes, dict) else []:
             if receiver not in names:
                 ctx.add(
-                    f"alertmanager_routes.{severity}",
+                    f"prometheus_alertmanager_routes.{severity}",
                     host,
                     receiver,
-                    f"route to one of alertmanager_receivers: {', '.join(n for n in names if n) or '(none defined)'}",
+                    "route to one of prometheus_alertmanager_receivers: "
+                    f"{', '.join(n for n in names if n) or '(none defined)'}",
                 )
 
 

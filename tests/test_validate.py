@@ -160,6 +160,22 @@ def host_reference_outside(inv):
     inv.set_vars("superset/superset.yml", superset_clickhouse_host="ch-replica09.example.internal")
 
 
+def receiver_without_url(inv):
+    inv.set_vars("monitoring/prometheus.yml", prometheus_alertmanager_receivers=[{"name": "ops-webhook"}])
+
+
+def route_to_unknown_receiver(inv):
+    inv.set_vars("monitoring/prometheus.yml", prometheus_alertmanager_routes={"critical": "pager"})
+
+
+def exporter_off_but_scraped(inv):
+    inv.set_vars("postgres/postgresql.yml", postgresql_exporter_enabled=False)
+
+
+def exporter_port_collision(inv):
+    inv.set_vars("all/main.yml", postgres_exporter_port=5432)
+
+
 CASES = [
     (four_keepers, "group clickhouse_keeper on the inventory is 4 hosts", "needs an odd number"),
     (
@@ -192,6 +208,26 @@ CASES = [
     ),
     (empty_group, "group superset on the inventory is empty", "at least one host in group superset"),
     (contract_value_per_group, "clickhouse_http_port on", "set it once in group_vars/all"),
+    (
+        receiver_without_url,
+        "prometheus_alertmanager_receivers[ops-webhook] on monitor01.example.internal",
+        "set webhook_url (http:// or https://) or email_to",
+    ),
+    (
+        route_to_unknown_receiver,
+        "prometheus_alertmanager_routes.critical on monitor01.example.internal is 'pager'",
+        "route to one of prometheus_alertmanager_receivers: ops-webhook, ops-mail",
+    ),
+    (
+        exporter_off_but_scraped,
+        "postgresql_exporter_enabled on pg01.example.internal is False",
+        "turn postgresql_exporter_enabled back on",
+    ),
+    (
+        exporter_port_collision,
+        "port 5432 on pg01.example.internal is taken twice",
+        "postgresql (postgresql_port) and postgresql (postgres_exporter_port)",
+    ),
     (
         host_reference_outside,
         "superset_clickhouse_host on superset01.example.internal is 'ch-replica09.example.internal'",

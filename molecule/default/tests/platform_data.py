@@ -33,6 +33,14 @@ def secret(name: str) -> str:
     return (STATE / "secrets" / name).read_text().split()[0]
 
 
+NO_CLICKHOUSE = "no ClickHouse server in the lab: its packages are not in the bundle (cannot be downloaded here)"
+
+
+def clickhouse_available() -> bool:
+    manifest = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform")) / "bundle" / "manifest.json"
+    return json.loads(manifest.read_text())["clickhouse"]["available"]
+
+
 def remote(host: str, script: str, stdin: str = "", timeout: int = 180) -> str:
     """Run a shell script as root on a lab host over SSH (the lab's key and known_hosts)."""
     cmd = ["ssh", "-F", str(SSH_CONFIG), host, "sudo -n bash -euo pipefail -c " + shlex.quote(script)]

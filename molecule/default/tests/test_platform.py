@@ -27,13 +27,19 @@ from tests.converge_check import check_diff_is_clean
 
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
-HOSTS = ["airflow01", "kafka01", "keeper03", "minio01", "pg01", "replica01", "replica02", "superset01"]
-NO_CLICKHOUSE = "no ClickHouse server in the lab: its packages are not in the bundle (cannot be downloaded here)"
-
-
-def clickhouse_available() -> bool:
-    manifest = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform")) / "bundle" / "manifest.json"
-    return json.loads(manifest.read_text())["clickhouse"]["available"]
+HOSTS = [
+    "airflow01",
+    "kafka01",
+    "keeper03",
+    "minio01",
+    "monitor01",
+    "pg01",
+    "replica01",
+    "replica02",
+    "superset01",
+]
+NO_CLICKHOUSE = data.NO_CLICKHOUSE
+clickhouse_available = data.clickhouse_available
 
 
 # The project's configuration and plugins, with absolute paths (molecule's are relative to the

@@ -12,8 +12,9 @@ description:
     platform contract's port) into Prometheus C(scrape_configs). Each target is C(host:port) with a
     C(host) label (the inventory name). A job without hosts, or with a non-empty C(skip) reason, is
     left out.
-  - The probes become one C(blackbox_http) job, each probed URL a target with C(host) and
-    C(component) labels, scraped through the blackbox exporter at O(blackbox).
+  - The probes become one C(blackbox_http) job, each host of a probe's C(hosts) a target (its
+    C(url) with C({host}) replaced by the host's name) with C(host) and C(component) labels,
+    scraped through the blackbox exporter at O(blackbox).
 positional: _input, probes, blackbox
 options:
   _input:
@@ -22,7 +23,7 @@ options:
     elements: dict
     required: true
   probes:
-    description: Probes, each C({host, component, url}).
+    description: Probes, each C({component, hosts, url}); C({host}) in C(url) stands for each host.
     type: list
     elements: dict
     default: []
@@ -50,15 +51,18 @@ def prometheus_scrape_configs(
         if job.get("bearer_token_file"):
             config["authorization"] = {"type": "Bearer", "credentials_file": job["bearer_token_file"]}
         configs.append(config)
-    if probes:
+    targets = [
+        {"targets": [p["url"].replace("{host}", host)], "labels": {"host": host, "component": p["component"]}}
+        for p in probes or []
+        for host in p["hosts"]
+    ]
+    if targets:
         configs.append(
             {
                 "job_name": "blackbox_http",
                 "metrics_path": "/probe",
                 "params": {"module": ["http_2xx"]},
-                "static_configs": [
-                    {"targets": [p["url"]], "labels": {"host": p["host"], "component": p["component"]}} for p in probes
-                ],
+                "static_configs": targets,
                 "relabel_configs": [
                     {"source_labels": ["__address__"], "target_label": "__param_target"},
                     {"source_labels": ["__param_target"], "target_label": "instance"},

@@ -1,4 +1,4 @@
-"""The paths of promtool and amtool for the tests, fetched on first use.
+"""The paths of promtool, amtool and the Prometheus server for the tests, fetched on first use.
 
 One implementation: ``prometheus_tools`` in bin/lib.sh (Debian 12's packages unpacked into
 ``$CHPLATFORM_CACHE/tools/<package>-<version>/``, nothing installed). bin/test's prepare step
@@ -45,3 +45,12 @@ def promtool() -> Path:
 
 def amtool() -> Path:
     return tool_path("amtool")
+
+
+def prometheus() -> Path:
+    """The Prometheus server of the same unpacked package as promtool (bin/lib.sh fetches only
+    promtool and amtool by name; the server binary comes in promtool's .deb)."""
+    path = promtool().parent / "prometheus"
+    if not path.is_file():
+        pytest.fail(f"no Prometheus server next to promtool: {path} is missing", pytrace=False)
+    return path

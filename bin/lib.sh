@@ -26,7 +26,9 @@ is_root() { [ "$(id -u)" = 0 ]; }
 
 # Debian packages the controller needs: debootstrap (lab image), xmllint (ClickHouse config
 # checks), git, PostgreSQL (pytest starts a real one), Chromium + fonts (the UI checks).
-CONTROLLER_PACKAGES=(debootstrap libxml2-utils git postgresql chromium fonts-liberation)
+# python3-confluent-kafka and python3-prometheus-client: the Kafka lag exporter (roles/prometheus) runs
+# on the monitoring host with Debian's python3; its test runs it the same way on the controller.
+CONTROLLER_PACKAGES=(debootstrap libxml2-utils git postgresql chromium fonts-liberation python3-confluent-kafka python3-prometheus-client)
 
 apt_install() {
   # apt_install PKG... : install Debian packages on the controller when missing.

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The real Kafka broker (tests/services.py), one per session for every module that uses it.
+from tests.services import kafka_service  # noqa: F401  a session fixture, registered here to be shared
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"))
 BUNDLE_DIR = CACHE_DIR / "bundle"

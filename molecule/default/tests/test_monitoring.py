@@ -40,6 +40,7 @@ EXPECTED_JOBS = {
         "superset01",
     },
     "kafka": {"kafka01"},
+    "kafka_lag": {"monitor01"},
     "postgresql": {"pg01"},
     "minio": {"minio01"},
     "airflow": {"airflow01"},
@@ -121,6 +122,7 @@ def test_every_lab_target_is_up_and_the_clickhouse_ones_are_named_as_skipped():
         'node_filesystem_avail_bytes{job="node",host="pg01"}',
         'probe_success{job="blackbox_http"}',
         'airflow_scheduler_heartbeat_total{job="airflow"}',
+        'kafka_consumergroup_lag_sum{job="kafka_lag",consumergroup="clickhouse_sensor_data",topic="sensor_data"}',
     ],
 )
 def test_the_exporters_return_the_named_metrics(expr):

@@ -55,6 +55,21 @@ def test_config_uses_fab_and_local_executor() -> None:
     assert "load_examples = False" in cfg
 
 
+def test_statsd_exporter_turns_the_schedulers_heartbeat_into_a_prometheus_counter() -> None:
+    """Airflow sends StatsD to 127.0.0.1; statsd_exporter serves it, named by the role's mapping."""
+    assert AIRFLOW.service("statsd-exporter").is_running
+    assert "statsd_on = True" in AIRFLOW.file("/opt/airflow/airflow.cfg").content_string
+    deadline = time.monotonic() + 60
+    while True:
+        metrics = AIRFLOW.check_output("curl -sf http://127.0.0.1:9102/metrics")
+        beats = [line for line in metrics.splitlines() if line.startswith("airflow_scheduler_heartbeat_total ")]
+        if beats and float(beats[0].split()[1]) > 0:
+            break
+        assert time.monotonic() < deadline, "no airflow_scheduler_heartbeat_total > 0 from statsd_exporter in 60 s"
+        time.sleep(3)
+    print(beats[0])
+
+
 def test_database_is_migrated() -> None:
     assert AIRFLOW.run(f"{CLI} db check-migrations -t 0").rc == 0
 

@@ -140,12 +140,34 @@ def test_pg_hba_lists_exactly_the_consumers(server):
     entries = [line.split() for line in hba.content_string.splitlines() if line.strip() and not line.startswith("#")]
     assert entries == [
         ["local", "all", "postgres", "peer"],
+        ["local", "postgres", "monitoring", "scram-sha-256"],
         ["host", "airflow", "airflow", f"{client_ip}/32", "scram-sha-256"],
         ["host", "superset", "superset", f"{client_ip}/32", "scram-sha-256"],
         ["host", "prod", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
         ["host", "prod", "airflow_reader", f"{client_ip}/32", "scram-sha-256"],
     ]
     assert stranger_ip not in hba.content_string
+
+
+def test_the_metrics_exporter_reads_the_server_as_a_pg_monitor_member_only(server):
+    """prometheus-postgres-exporter logs in as monitoring (member of pg_monitor, nothing else) over
+    the local socket; its login file is readable by its service user only."""
+    metrics = server.check_output("curl -sf http://127.0.0.1:9187/metrics")
+    assert "\npg_up 1\n" in metrics, [line for line in metrics.splitlines() if line.startswith("pg_up")]
+    assert "pg_settings_max_connections" in metrics and "pg_stat_activity_count" in metrics
+    member_of = local_sql(
+        server,
+        "postgres",
+        "SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
+        "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'monitoring'",
+    )
+    assert member_of == "pg_monitor"
+    assert (
+        local_sql(server, "prod", "SELECT has_table_privilege('monitoring', 'public.schema_migrations', 'SELECT')")
+        == "f"
+    )
+    env = server.file("/etc/default/prometheus-postgres-exporter")
+    assert (env.user, env.group, env.mode) == ("root", "prometheus", 0o640)
 
 
 def test_prod_migrations_recorded_once(server):

@@ -332,7 +332,12 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
         ("airflow_fixture_api_port", "airflow_fixture_api_enabled"),
     ],
     "superset": [("superset_port", None)],
-    "monitoring": [("prometheus_port", None), ("alertmanager_port", None), ("blackbox_exporter_port", None)],
+    "monitoring": [
+        ("prometheus_port", None),
+        ("alertmanager_port", None),
+        ("blackbox_exporter_port", None),
+        ("kafka_lag_exporter_port", None),
+    ],
 }
 # The exporters Prometheus scrapes on the hosts of another component (variable, condition), and on
 # every host (node).

@@ -141,6 +141,9 @@ def test_broken_rule_file_fails_check_naming_it(tmp_path: Path) -> None:
     assert result.returncode != 0, out
     assert str(broken) in out, out
     assert "FAILED" in out and "parse error" in out, out
+    # The file and the line of the broken expression (the first "> 0" is the line of the rule's expr).
+    line = text[: text.index("> 0\n")].count("\n") + 1
+    assert re.search(rf"{re.escape(str(broken))}: {line}:\d+: ", out), out
 
 
 def test_wrong_expectation_fails_unit_test(tmp_path: Path) -> None:

@@ -41,6 +41,26 @@ def root() -> Path:
     return ROOT
 
 
+def run_concurrently(jobs: dict, workers: int = 2) -> dict:
+    """Run independent jobs (callables) ``workers`` at a time and return their results by key.
+
+    For the refusal cases of the role checks: each is one ansible-playbook run on localhost that
+    keeps one core busy, so two at a time use this machine's two cores (the CI budget). An
+    exception of a job is raised again where its result is taken (by that case's test only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Results(dict):
+        def __getitem__(self, key):
+            value = super().__getitem__(key)
+            if isinstance(value, BaseException):
+                raise value
+            return value
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        return Results({key: future.exception() or future.result() for key, future in futures.items()})
+
+
 def local_inventory(tmp_path: Path, children: dict, **host_vars) -> str:
     """Write an inventory whose hosts all run on this controller (connection local), return its path.
 

@@ -5,7 +5,7 @@ Runs playbooks/airflow.yml limited to the `airflow:assert` tag against throw-awa
 
 import pytest
 
-from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_concurrently, run_playbook
 
 GOOD = {
     "airflow_db_host": "pg01",
@@ -15,6 +15,8 @@ GOOD = {
     "airflow_jwt_secret": "b" * 32,
     "airflow_fernet_key": "c" * 43 + "=",
     "airflow_connections": [{"conn_id": "clickhouse_default", "conn_type": "clickhouse", "host": "ch1", "port": 8123}],
+    "airflow_statsd_exporter_url": "http://127.0.0.1:1/statsd_exporter",
+    "airflow_statsd_exporter_sha256": "d" * 64,
 }
 
 
@@ -38,6 +40,12 @@ def test_valid_inputs_pass(tmp_path):
 
 CASES = [
     # (id, overrides, start of the problem line, part of its fix)
+    (
+        "no-statsd-exporter-binary",
+        {"airflow_statsd_exporter_url": ""},
+        "airflow_statsd_exporter_url on af1 is ''",
+        "go install github.com/prometheus/statsd_exporter@v0.31.0 (bin/bundle builds one)",
+    ),
     (
         "no-db-password",
         {"airflow_db_password": ""},
@@ -89,9 +97,15 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_inputs_fail_naming_the_fix(tmp_path, overrides, line, fix):
-    out = assert_refused(run_assert(tmp_path, **overrides), line, fix, count=1)
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict:
+    """Every case's run, two at a time (tests/conftest.py run_concurrently)."""
+    return run_concurrently({c[0]: (lambda c=c: run_assert(tmp_path_factory.mktemp(c[0]), **c[1])) for c in CASES})
+
+
+@pytest.mark.parametrize(("case", "overrides", "line", "fix"), CASES, ids=[c[0] for c in CASES])
+def test_bad_inputs_fail_naming_the_fix(refusals, case, overrides, line, fix):
+    out = assert_refused(refusals[case], line, fix, count=1)
     assert "changed=0" in out or "changed=" not in out
     # Secrets are shown by their length only.
     for name, value in {**GOOD, **overrides}.items():

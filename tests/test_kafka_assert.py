@@ -7,7 +7,7 @@ line per problem: `<variable> on <host or group> is <value>: <fix>`.
 
 import pytest
 
-from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_concurrently, run_playbook
 
 SHA = "0" * 64
 
@@ -109,9 +109,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("hosts", "group_vars", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_inventory_fails_with_a_fix(tmp_path, hosts, group_vars, line, fix):
-    result = run_assert(tmp_path, hosts, **group_vars)
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict:
+    """Every case's run, two at a time (tests/conftest.py run_concurrently): {id: (result, its tmp dir)}."""
+
+    def case(id_, hosts, group_vars):
+        tmp = tmp_path_factory.mktemp(id_)
+        return run_assert(tmp, hosts, **group_vars), tmp
+
+    return run_concurrently({c[0]: (lambda c=c: case(*c[:3])) for c in CASES})
+
+
+@pytest.mark.parametrize(("case", "line", "fix"), [(c[0], *c[3:]) for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_inventory_fails_with_a_fix(refusals, case, line, fix):
+    result, tmp_path = refusals[case]
     # One mistake, one line, naming the variable, where it is set, its value and the fix.
     assert_refused(result, line, fix, count=1)
     # Only the checks ran: nothing was created on the (local) host.

@@ -19,6 +19,7 @@ GOOD = {
     "minio_root_password": "root-password-for-tests",
     "minio_clickhouse_secret_key": "clickhouse-secret-key",
     "minio_airflow_secret_key": "airflow-secret-key-01",
+    "minio_prometheus_secret_key": "prometheus-secret-key",
 }
 
 

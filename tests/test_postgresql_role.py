@@ -13,7 +13,7 @@ HBA_TEMPLATE = ROLE / "templates" / "etc" / "postgresql" / "15" / "main" / "pg_h
 # Throw-away values of the vault_* secrets the platform contract maps into postgresql_users.
 SECRETS = {
     f"vault_postgresql_{name}_password": f"test-{name}-pw"
-    for name in ("airflow", "superset", "prod", "clickhouse", "airflow_reader")
+    for name in ("airflow", "superset", "prod", "clickhouse", "airflow_reader", "monitoring")
 }
 
 
@@ -172,6 +172,7 @@ def test_pg_hba_generated_from_inventory_groups(tmp_path):
     entries = [line.split() for line in out.read_text().splitlines() if line.strip() and not line.startswith("#")]
     assert entries == [
         ["local", "all", "postgres", "peer"],
+        ["local", "postgres", "monitoring", "scram-sha-256"],
         ["host", "airflow", "airflow", "10.1.0.5/32", "scram-sha-256"],
         ["host", "airflow", "airflow", "10.1.0.6/32", "scram-sha-256"],
         ["host", "prod", "clickhouse", "10.1.0.7/32", "scram-sha-256"],

@@ -5,7 +5,7 @@ Runs playbooks/superset.yml limited to the `superset:assert` tag against throw-a
 
 import pytest
 
-from tests.conftest import ROOT, assert_refused, local_inventory, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, run_concurrently, run_playbook
 
 GOOD = {
     "superset_secret_key": "k" * 48,
@@ -88,9 +88,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("override", "line", "fix"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_fails_naming_the_fix(tmp_path, override, line, fix):
-    out = assert_refused(run_assert(tmp_path, **{**GOOD, **override}), line, fix, count=1)
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict:
+    """Every case's run, two at a time (tests/conftest.py run_concurrently)."""
+    return run_concurrently(
+        {c[0]: (lambda c=c: run_assert(tmp_path_factory.mktemp(c[0]), **{**GOOD, **c[1]})) for c in CASES}
+    )
+
+
+@pytest.mark.parametrize(("case", "line", "fix"), [(c[0], *c[2:]) for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_naming_the_fix(refusals, case, line, fix):
+    out = assert_refused(refusals[case], line, fix, count=1)
     # nothing past the checks ran
     assert "Install the packages the venv needs" not in out
     # no secret leaks into the output

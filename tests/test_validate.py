@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, run_concurrently, run_playbook
 
 EXAMPLE = ROOT / "inventories" / "production.example"
 CONTRACT = yaml.safe_load((ROOT / "roles/platform/defaults/main.yml").read_text())
@@ -36,6 +36,10 @@ def secret_value(name: str) -> str:
 
 @pytest.fixture
 def inventory(tmp_path):
+    return make_inventory(tmp_path)
+
+
+def make_inventory(tmp_path: Path):
     """A valid production-shaped inventory (a directory) and helpers to break it."""
     inv = tmp_path / "inv"
     shutil.copytree(EXAMPLE, inv)
@@ -236,10 +240,21 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict:
+    """Every case's site.yml run, two at a time (tests/conftest.py run_concurrently)."""
+
+    def case(mutate):
+        inventory = make_inventory(tmp_path_factory.mktemp(mutate.__name__))
+        mutate(inventory)
+        return run_site(inventory.save())
+
+    return run_concurrently({c[0].__name__: (lambda c=c: case(c[0])) for c in CASES})
+
+
 @pytest.mark.parametrize(("mutate", "line", "fix"), CASES, ids=[c[0].__name__ for c in CASES])
-def test_bad_inventory_is_refused_before_any_host_with_its_fix(inventory, mutate, line, fix):
-    mutate(inventory)
-    result, out = run_site(inventory.save())
+def test_bad_inventory_is_refused_before_any_host_with_its_fix(refusals, mutate, line, fix):
+    result, out = refusals[mutate.__name__]
     assert_refused_before_any_host(result, out)
     matching = [p for p in problem_lines(out) if p.startswith(line)]
     assert matching, f"no problem line starts with {line!r}; got:\n" + "\n".join(problem_lines(out))

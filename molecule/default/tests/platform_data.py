@@ -33,6 +33,8 @@ def secret(name: str) -> str:
     return (STATE / "secrets" / name).read_text().split()[0]
 
 
+# Every lab host (inventories/lab/hosts.yml).
+HOSTS = ["airflow01", "kafka01", "keeper03", "minio01", "monitor01", "pg01", "replica01", "replica02", "superset01"]
 NO_CLICKHOUSE = "no ClickHouse server in the lab: its packages are not in the bundle (cannot be downloaded here)"
 
 

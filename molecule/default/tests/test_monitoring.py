@@ -28,17 +28,7 @@ PROMETHEUS = "http://127.0.0.1:9090"
 WEBHOOK_PORT = 8766
 # The jobs Prometheus scrapes in the lab, and the hosts of each (the inventory's groups).
 EXPECTED_JOBS = {
-    "node": {
-        "airflow01",
-        "kafka01",
-        "keeper03",
-        "minio01",
-        "monitor01",
-        "pg01",
-        "replica01",
-        "replica02",
-        "superset01",
-    },
+    "node": set(data.HOSTS),
     "kafka": {"kafka01"},
     "kafka_lag": {"monitor01"},
     "postgresql": {"pg01"},

@@ -27,17 +27,7 @@ from tests.converge_check import check_diff_is_clean
 
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
-HOSTS = [
-    "airflow01",
-    "kafka01",
-    "keeper03",
-    "minio01",
-    "monitor01",
-    "pg01",
-    "replica01",
-    "replica02",
-    "superset01",
-]
+HOSTS = data.HOSTS
 NO_CLICKHOUSE = data.NO_CLICKHOUSE
 clickhouse_available = data.clickhouse_available
 

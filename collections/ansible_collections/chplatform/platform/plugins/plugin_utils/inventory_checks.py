@@ -898,26 +898,31 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
             )
 
 
+def _check_go_binary(
+    ctx: Context, host: str, role: str, prefix: str, what: str, module: str, version_var: str, other_fix: str = ""
+) -> None:
+    """A binary built from a Go module (no upstream package): its URL or controller path, and its
+    sha256 (``<prefix>_url`` / ``<prefix>_src`` / ``<prefix>_sha256``)."""
+    if not (ctx.var(host, f"{prefix}_url", role) or ctx.var(host, f"{prefix}_src", role)):
+        ctx.add(
+            f"{prefix}_url",
+            host,
+            "",
+            f"set {prefix}_url or {prefix}_src to {what} built with go install "
+            f"{module}@{ctx.var(host, version_var, role, default=f'<{version_var}>')} "
+            f"(bin/bundle builds one), and {prefix}_sha256 to its sha256{other_fix}",
+        )
+    sha = ctx.var(host, f"{prefix}_sha256", role)
+    if sha is not None and not SHA256.fullmatch(str(sha)):
+        ctx.add(f"{prefix}_sha256", host, sha, "set the binary's sha256 (64 hex digits, bin/bundle's manifest.json)")
+
+
 def check_minio(ctx: Context, hosts: list[str]) -> None:
     role = "minio"
     for host in hosts[:1]:
-        if not (ctx.var(host, "minio_artifact_url", role) or ctx.var(host, "minio_artifact_src", role)):
-            ctx.add(
-                "minio_artifact_url",
-                host,
-                "",
-                "set minio_artifact_url or minio_artifact_src to a server binary built with go install "
-                f"github.com/minio/minio@{ctx.var(host, 'minio_version', role, default='<minio_version>')} "
-                "(bin/bundle builds one), and minio_artifact_sha256 to its sha256",
-            )
-        sha = ctx.var(host, "minio_artifact_sha256", role)
-        if sha is not None and not SHA256.fullmatch(str(sha)):
-            ctx.add(
-                "minio_artifact_sha256",
-                host,
-                sha,
-                "set the binary's sha256 (64 hex digits, bin/bundle's manifest.json)",
-            )
+        _check_go_binary(
+            ctx, host, role, "minio_artifact", "a server binary", "github.com/minio/minio", "minio_version"
+        )
         user = str(ctx.var(host, "minio_root_user", role, default="") or "")
         if len(user) < 3:
             ctx.add("minio_root_user", host, user, "use at least 3 characters")
@@ -1023,26 +1028,16 @@ def check_airflow(ctx: Context, hosts: list[str]) -> None:
             )
         _check_host_set(ctx, host, role, "airflow_db_host", "postgres")
         if ctx.var(host, "airflow_statsd_enabled", role, default=True):
-            if not (
-                ctx.var(host, "airflow_statsd_exporter_url", role) or ctx.var(host, "airflow_statsd_exporter_src", role)
-            ):
-                ctx.add(
-                    "airflow_statsd_exporter_url",
-                    host,
-                    "",
-                    "set airflow_statsd_exporter_url or airflow_statsd_exporter_src to a statsd_exporter binary built "
-                    f"with go install github.com/prometheus/statsd_exporter@"
-                    f"{ctx.var(host, 'airflow_statsd_exporter_version', role, default='<version>')} (bin/bundle builds "
-                    "one) and airflow_statsd_exporter_sha256 to its sha256, or set airflow_statsd_enabled: false",
-                )
-            sha = ctx.var(host, "airflow_statsd_exporter_sha256", role)
-            if sha is not None and not SHA256.fullmatch(str(sha)):
-                ctx.add(
-                    "airflow_statsd_exporter_sha256",
-                    host,
-                    sha,
-                    "set the binary's sha256 (64 hex digits, bin/bundle's manifest.json)",
-                )
+            _check_go_binary(
+                ctx,
+                host,
+                role,
+                "airflow_statsd_exporter",
+                "a statsd_exporter binary",
+                "github.com/prometheus/statsd_exporter",
+                "airflow_statsd_exporter_version",
+                ", or set airflow_statsd_enabled: false",
+            )
         connections = (ctx.items(host, "airflow_connections", role)) + (
             ctx.items(host, "airflow_connections_extra", role)
         )

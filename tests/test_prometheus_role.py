@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ RENDER = """
 """
 
 
-def render(tmp_path: Path, *extra: str) -> Path:
+def render(tmp_path: Path, *extra: str, inventory: Path = EXAMPLE) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     playbook = tmp_path / "render.yml"
@@ -56,7 +57,7 @@ def render(tmp_path: Path, *extra: str) -> Path:
     result = run_playbook(
         playbook,
         "-i",
-        str(EXAMPLE),
+        str(inventory),
         "--vault-password-file",
         str(pw),
         "-e",
@@ -123,6 +124,17 @@ def test_without_a_clickhouse_server_its_jobs_are_left_out_and_named(rendered_wi
     assert "clickhouse" not in got and "clickhouse_keeper" not in got
     for job in ("clickhouse", "clickhouse_keeper"):
         assert f"# Not scraped: {job} (no ClickHouse server runs on these hosts" in text
+
+
+def test_a_host_added_to_a_group_is_a_target_on_the_next_run(tmp_path):
+    inventory = tmp_path / "inv"
+    shutil.copytree(EXAMPLE, inventory)
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    hosts["all"]["children"]["kafka"]["hosts"]["kafka02.example.internal"] = {"kafka_node_id": 2}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    got = jobs(render(tmp_path, inventory=inventory))
+    assert set(hosts_of(got["kafka"])) == {"kafka01.example.internal", "kafka02.example.internal"}
+    assert "kafka02.example.internal" in hosts_of(got["node"])
 
 
 def test_alertmanager_routes_by_severity_to_the_inventory_receivers(rendered):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import BUNDLE_DIR, ROOT, run_playbook
+from tests.services import stop as stop_process
 
 FIXTURES = ROOT / "tests" / "fixtures" / "clickhouse"
 # Fixture host names (replica01, keeper03...) must not read or write the lab's fact cache.
@@ -198,12 +199,7 @@ def local_minio(workdir: Path, buckets: list[str]) -> Iterator[S3Service]:
                 client.make_bucket(bucket)
         yield S3Service(f"http://127.0.0.1:{port}", access, secret)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
 

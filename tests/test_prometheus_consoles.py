@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.prometheus_tools import prometheus
+from tests.services import stop as stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLES_DIR = ROOT / "files/prometheus/consoles"
@@ -123,12 +124,7 @@ def server(tmp_path_factory, request) -> Server:
     )
 
     def stop():
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         log.close()
 
     request.addfinalizer(stop)

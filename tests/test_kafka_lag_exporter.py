@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from tests.conftest import ROOT
 from tests.services import create_topic, free_port, stop
@@ -66,13 +67,8 @@ def lag_setup(kafka_service):
         stop(proc)
 
 
-def _meta(offset: int):
-    from kafka.structs import OffsetAndMetadata
-
-    try:
-        return OffsetAndMetadata(offset, "", -1)
-    except TypeError:  # older kafka-python: (offset, metadata)
-        return OffsetAndMetadata(offset, "")
+def _meta(offset: int) -> OffsetAndMetadata:
+    return OffsetAndMetadata(offset, "", -1)
 
 
 def scrape(port: int, proc: subprocess.Popen) -> str:

@@ -278,6 +278,27 @@ def test_five_problems_are_reported_in_one_run(inventory):
     assert len(lines) == 5, "\n".join(lines)
 
 
+def test_firewall_inputs_are_refused_before_any_host(inventory):
+    """The host firewall (role firewall): no admin range (SSH would be open to no one), a client
+    that is no group, a port nobody may reach. One run, one line each, on the controller."""
+    clients = yaml.safe_load((ROOT / "roles/firewall/defaults/main.yml").read_text())["firewall_clients"]
+    del clients["kafka_port"]
+    clients["superset_port"] = ["admin", "bi_users"]
+    inventory.set_vars("all/main.yml", firewall_admin_sources=[], firewall_clients=clients)
+    result, out = run_site(inventory.save())
+    assert_refused_before_any_host(result, out)
+    lines = problem_lines(out)
+    print("\n".join(lines))
+    for start, fix in (
+        ("firewall_admin_sources on the inventory is []", "set the addresses or CIDR ranges"),
+        ("firewall_clients.superset_port on the inventory is 'bi_users'", "name an inventory group or 'admin'"),
+        ("firewall_clients on kafka01.example.internal is no kafka_port", "add `kafka_port: [<groups>]`"),
+    ):
+        matching = [p for p in lines if p.startswith(start)]
+        assert matching and fix in matching[0], f"{start} / {fix} missing from:\n" + "\n".join(lines)
+    assert len(lines) == 3, "\n".join(lines)
+
+
 def test_the_shipped_example_is_refused_until_its_placeholders_are_replaced(tmp_path):
     """production.example as shipped: the vault (password 'example') still holds placeholders."""
     pw = tmp_path / "pw"

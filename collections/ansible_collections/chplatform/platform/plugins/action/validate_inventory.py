@@ -177,6 +177,8 @@ class ActionModule(ActionBase):
             problems=lines,
             deferred=sorted({f"{name} ({host})" for name, host in ctx.deferred}),
             ports={host: {str(p): users for p, users in sorted(ports.items())} for host, ports in ctx.ports.items()},
+            # {host: [{port, component, variable}]}: what the firewall role opens (component firewall).
+            listeners=ctx.listeners,
             checked=components,
         )
         if lines:

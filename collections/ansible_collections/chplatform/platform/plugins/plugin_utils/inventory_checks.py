@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ansible_collections.chplatform.platform.plugins.module_utils.minio_common import bucket_name_problem
+from ansible_collections.chplatform.platform.plugins.plugin_utils.firewall import (
+    ADMIN,
+    FirewallError,
+    networks,
+    unknown_clients,
+)
 
 # Component -> (inventory pattern of its hosts, role that configures it). The playbooks under
 # playbooks/ use the same patterns (tests/test_validate.py checks they agree).
@@ -34,6 +40,7 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "airflow": ("airflow", "airflow"),
     "superset": ("superset", "superset"),
     "monitoring": ("monitoring", "prometheus"),
+    "firewall": ("all", "firewall"),
 }
 # The groups a platform needs, each with at least one host.
 REQUIRED_GROUPS = ("clickhouse", "clickhouse_keeper", "postgres", "kafka", "minio", "airflow", "superset")
@@ -134,6 +141,8 @@ class Context:
     contract: dict[str, Any] | None = None
     # The ports each host's services ask for: {host: {port: ["component (variable)"]}} (check_ports).
     ports: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    # The same, structured for the firewall: {host: [{port, component, variable}]} (check_ports).
+    listeners: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def hosts(self, pattern: str) -> list[str]:
         """Hosts of a group; 'a:!b' means hosts of a that are not in b; 'all' every host."""
@@ -353,6 +362,7 @@ EXPORTER_PORTS: dict[str, list[tuple[str, str | None]]] = {
 def check_ports(ctx: Context) -> None:
     """Two services on one host must not ask for the same port."""
     wanted: dict[str, dict[int, list[str]]] = {}
+    ctx.listeners = {}
     keepers = set(ctx.view.groups.get("clickhouse_keeper", []))
     for component, ports, exporters in [
         *((c, p, False) for c, p in PORTS.items()),
@@ -374,6 +384,7 @@ def check_ports(ctx: Context) -> None:
                 port = _port_of_address(value) if name.endswith("_address") else _int(value)
                 if port:
                     wanted.setdefault(host, {}).setdefault(port, []).append(f"{component} ({name})")
+                    ctx.listeners.setdefault(host, []).append({"port": port, "component": component, "variable": name})
     ctx.ports = wanted
     for host, ports in wanted.items():
         for port, users in sorted(ports.items()):
@@ -1161,6 +1172,67 @@ def check_scrape_targets(ctx: Context) -> None:
                     )
 
 
+def check_firewall(ctx: Context, hosts: list[str]) -> None:
+    """The host firewall's inputs: an admin range SSH stays open to, a client list for every port a
+    host listens on, and only known groups in it (plugin_utils/firewall.py builds the rules)."""
+    role = "firewall"
+    if not ctx.listeners:
+        check_ports(ctx)
+    known = {pattern.partition(":!")[0] for pattern, _ in COMPONENTS.values()} | set(ctx.view.groups)
+    reported: set[tuple[str, str]] = set()
+    # The same admin-source problem on every host is one line, not one per host.
+    admin_problems: dict[tuple[str, str], list[str]] = {}
+    for host in hosts:
+        if not ctx.var(host, "firewall_enabled", role, default=True):
+            continue
+        sources = ctx.var(host, "firewall_admin_sources", role, default=[])
+        if not isinstance(sources, Deferred):
+            try:
+                if not networks(sources):
+                    fix = (
+                        "set the addresses or CIDR ranges the operators and the controller connect from "
+                        "(SSH stays open to them only), or set firewall_enabled: false"
+                    )
+                    admin_problems.setdefault((show("firewall_admin_sources", sources), fix), []).append(host)
+            except FirewallError as exc:
+                fix = str(exc).partition(": ")[2] or str(exc)
+                admin_problems.setdefault((show("firewall_admin_sources", sources), fix), []).append(host)
+        clients = ctx.var(host, "firewall_clients", role, default={})
+        if isinstance(clients, Deferred):
+            continue
+        try:
+            unknown = unknown_clients(clients, known)
+        except FirewallError as exc:
+            ctx.add("firewall_clients", host, clients, str(exc))
+            continue
+        for variable, name in unknown:
+            if (variable, name) not in reported:
+                reported.add((variable, name))
+                ctx.add(
+                    f"firewall_clients.{variable}",
+                    "the inventory",
+                    name,
+                    f"name an inventory group or '{ADMIN}' (firewall_admin_sources); known groups: "
+                    f"{', '.join(sorted(g for g in known if g not in ('all', 'ungrouped')))}",
+                )
+        for item in ctx.listeners.get(host, []):
+            variable = item["variable"]
+            if variable not in clients and (variable, "") not in reported:
+                reported.add((variable, ""))
+                ctx.add(
+                    "firewall_clients",
+                    host,
+                    None,
+                    f"{item['component']} listens on {variable} ({item['port']}) here, but no entry says who may "
+                    f"connect: add `{variable}: [<groups>]` (or [{ADMIN}]) to firewall_clients",
+                    shown=f"no {variable}",
+                )
+
+    for (shown, fix), where in admin_problems.items():
+        place = "the inventory" if where == hosts else ", ".join(where)
+        ctx.add("firewall_admin_sources", place, None, fix, shown=shown)
+
+
 COMPONENT_CHECKS = {
     "common": check_common,
     "postgresql": check_postgresql,
@@ -1172,6 +1244,7 @@ COMPONENT_CHECKS = {
     "airflow": check_airflow,
     "superset": check_superset,
     "monitoring": check_monitoring,
+    "firewall": check_firewall,
 }
 
 

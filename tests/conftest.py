@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The real Kafka broker (tests/services.py), one per session for every module that uses it.
-from tests.services import kafka_service  # noqa: F401  a session fixture, registered here to be shared
+# The real Kafka broker and PostgreSQL (tests/services.py), one per session for every module that uses them.
+from tests.services import kafka_service, pg_service  # noqa: F401  session fixtures, registered here to be shared
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"))

@@ -40,8 +40,8 @@ from chplatform_common.backups import backup_name, expired_backups, names_from_p
 from tests import services  # noqa: E402
 from tests.services import ChdbExecutor, chdb_connect, create_topic, is_rbac, kafka_standin, render_init_db  # noqa: E402
 
-# The real services (session fixtures of tests/services.py; kafka_service is shared through conftest.py).
-pg_service = services.pg_service
+# The real services (session fixtures of tests/services.py; kafka_service and pg_service are shared
+# through conftest.py).
 minio_service = services.minio_service
 
 NEEDS_SERVER = "needs a ClickHouse server (chdb has no writable access storage)"

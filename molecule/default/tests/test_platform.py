@@ -336,6 +336,53 @@ psql "host=%s port=%s user=clickhouse dbname=prod sslmode=require" -Atc "%s" %s
     assert "permission denied" in denied, denied
 
 
+# What ClickHouse may do in Airflow's metadata database through pg_airflow: read the tables init_db
+# 005 reads (platform_clickhouse_airflow_tables), nothing else; None means the statement must succeed.
+AIRFLOW_PROBES = {
+    "SELECT count(*) FROM dag": None,
+    "SELECT count(*) FROM task_instance": None,
+    "SELECT count(*) FROM connection": "permission denied for table connection",
+    "SELECT count(*) FROM variable": "permission denied for table variable",
+    "INSERT INTO dag_run (dag_id) VALUES ('probe')": "permission denied for table dag_run",
+    "DELETE FROM dag": "permission denied for table dag",
+    "CREATE TABLE t_denied (x int)": "permission denied for schema public",
+}
+
+# One statement per line on stdin, one "statement<TAB>first line of psql's answer" per line out; the
+# password travels from the root-only configuration into psql's environment, never argv.
+AIRFLOW_PROBE_SCRIPT = """cfg=/etc/clickhouse-server/config.d/named_collections.xml
+export PGPASSWORD="$(python3 -c 'import sys, xml.etree.ElementTree as E; print(E.parse(sys.argv[1]).getroot().findtext("named_collections/pg_airflow/password"))' "$cfg")"
+while IFS= read -r sql; do
+  out=$(psql "host=@HOST@ port=@PORT@ user=clickhouse dbname=airflow sslmode=require" -Atc "$sql" </dev/null 2>&1 || true)
+  printf '%s\\t%s\\n' "$sql" "$(printf '%s' "$out" | head -n 1)"
+done
+"""
+
+
+@pytest.mark.parametrize("host", ["replica01", "replica02"])
+def test_clickhouse_hosts_read_airflows_tables_as_the_clickhouse_user_and_nothing_else(host):
+    """The path of the airflow_metadata tables (init_db 005): pg_airflow's host, user and password,
+    over TLS. Airflow's owner account is not used, and the secrets of connection and variable stay closed."""
+    pg = collection(host, "pg_airflow")
+    assert pg["user"] == "clickhouse" and pg["database"] == "airflow", pg
+    data.remote(
+        host,
+        "command -v psql >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null",
+    )
+    script = AIRFLOW_PROBE_SCRIPT.replace("@HOST@", pg["host"]).replace("@PORT@", pg["port"])
+    out = data.remote(host, script, stdin="\n".join(AIRFLOW_PROBES) + "\n")
+    seen = dict(line.split("\t", 1) for line in out.splitlines())
+    for sql, result in seen.items():
+        print(f"{host} -> PostgreSQL {pg['host']}:{pg['port']}/airflow as clickhouse: {sql} -> {result}")
+    assert set(seen) == set(AIRFLOW_PROBES), out
+    for sql, denied in AIRFLOW_PROBES.items():
+        if denied is None:
+            assert seen[sql].isdigit(), (sql, seen[sql])
+        else:
+            assert denied in seen[sql], (sql, seen[sql])
+    assert int(seen["SELECT count(*) FROM dag"]) > 0, "the platform's DAGs are in the dag table"
+
+
 S3_LIST = """cfg=/etc/clickhouse-server/config.d/storage.xml
 key=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").getroot().findtext(".//disks/s3_cold/access_key_id"))')
 secret=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").getroot().findtext(".//disks/s3_cold/secret_access_key"))')

@@ -1,6 +1,6 @@
 """The minio role's input checks (tasks/assert.yml): bad inventories fail before anything changes,
 with a message that names the culprit and the fix; a good one passes. Also the TLS switch of
-the rendered environment and the per-user policy the role derives from read_write/read_only."""
+the rendered environment and the per-user policy the role derives from read_write/read_only/read_delete."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_bad_bucket_granted_to_a_user_fails(tmp_path):
     out = refused(
         tmp_path,
         {"minio_users_extra": users},
-        "minio_users[etl].read_write/read_only on group minio is 'Raw_Data'",
+        "minio_users[etl].read_write/read_only/read_delete on group minio is 'Raw_Data'",
         "no underscores",
     )
     assert users[0]["secret_key"] not in out
@@ -142,7 +142,7 @@ def test_user_without_any_grant_fails(tmp_path):
         tmp_path,
         {"minio_users_extra": users},
         "minio_users[idle] on group minio is 'idle'",
-        "grant it something: read_write / read_only buckets, a policy or policies",
+        "grant it something: read_write / read_only / read_delete buckets, a policy or policies",
     )
 
 
@@ -164,8 +164,8 @@ def test_api_and_console_need_two_ports(tmp_path):
     )
 
 
-def _render(tmp_path, extra: dict) -> dict:
-    """The role's derived values (endpoint, policy of the clickhouse user, env file) for these inputs."""
+def _render(tmp_path, extra: dict, user: int = 0) -> dict:
+    """The role's derived values (endpoint, policy of minio_users[user], env file) for these inputs."""
     dest = tmp_path / "rendered"
     dest.mkdir()
     book = [
@@ -182,7 +182,7 @@ def _render(tmp_path, extra: dict) -> dict:
                         "content": "{{ {'endpoint': minio_admin_endpoint, 'tls': __minio_tls | bool,"
                         " 'policy': __minio_grant_policy} | to_json }}",
                     },
-                    "vars": {"item": "{{ minio_users[0] }}"},
+                    "vars": {"item": f"{{{{ minio_users[{user}] }}}}"},
                 },
                 {
                     "ansible.builtin.template": {
@@ -217,6 +217,18 @@ def test_plain_http_by_default_and_policy_of_clickhouse(tmp_path):
     ]
     writes = next(r for a, r in by_action.items() if "s3:PutObject" in a)
     assert writes == ["arn:aws:s3:::clickhouse-backups/*", "arn:aws:s3:::clickhouse-cold/*"]
+
+
+def test_airflow_deletes_expired_backups_but_never_writes_them(tmp_path):
+    """read_delete: the backup DAGs' retention step deletes in clickhouse-backups with Airflow's key;
+    ClickHouse alone writes there."""
+    values = _render(tmp_path, {}, user=1)
+    by_action = {tuple(s["Action"]): sorted(s["Resource"]) for s in values["policy"]["Statement"]}
+    print(by_action)
+    assert by_action[("s3:DeleteObject",)] == ["arn:aws:s3:::clickhouse-backups/*"]
+    writes = next(r for a, r in by_action.items() if "s3:PutObject" in a)
+    assert writes == ["arn:aws:s3:::datasets/*"]
+    assert by_action[("s3:GetObject",)] == ["arn:aws:s3:::clickhouse-backups/*", "arn:aws:s3:::datasets/*"]
 
 
 def test_tls_switches_the_endpoint(tmp_path):

@@ -159,10 +159,16 @@ def test_clickhouse_user_is_denied_elsewhere(client):
 
 
 def test_airflow_user_reads_backups_but_does_not_write_them(client):
+    """read_delete: Airflow reads the backups and deletes expired ones (the backup DAGs' retention),
+    but cannot write or overwrite one."""
     key = f"verify/{uuid.uuid4().hex}.txt"
     assert put(client, "clickhouse", f"/clickhouse-backups/{key}", "backup") == 200
     assert s3(client, "airflow", "GET", f"/clickhouse-backups/{key}") == (200, "backup")
     assert put(client, "airflow", f"/clickhouse-backups/{key}", "overwrite") == 403
+    assert put(client, "airflow", f"/clickhouse-backups/{key}.new", "new") == 403
+    assert s3(client, "airflow", "GET", f"/clickhouse-backups/{key}") == (200, "backup")
+    assert s3(client, "airflow", "DELETE", f"/clickhouse-backups/{key}")[0] == 204
+    assert s3(client, "clickhouse", "GET", f"/clickhouse-backups/{key}")[0] == 404
     status, body = s3(client, "airflow", "GET", "/clickhouse-cold?list-type=2")
     assert status == 403 and "<Code>AccessDenied</Code>" in body
 

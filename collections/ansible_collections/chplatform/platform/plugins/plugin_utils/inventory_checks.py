@@ -985,19 +985,23 @@ def check_minio(ctx: Context, hosts: list[str]) -> None:
                     if vault_source(ctx, feeder)
                     else f"use 8 to 40 characters (map it from a vault secret such as vault_minio_{name}_secret_key)",
                 )
-            grants = (user.get("read_write") or []) + (user.get("read_only") or [])
+            grants = [
+                *(user.get("read_write") or []),
+                *(user.get("read_only") or []),
+                *(user.get("read_delete") or []),
+            ]
             if not (grants or user.get("policy") or user.get("policies")):
                 ctx.add(
                     f"{label}",
                     "group minio",
                     name,
-                    "grant it something: read_write / read_only buckets, a policy or policies",
+                    "grant it something: read_write / read_only / read_delete buckets, a policy or policies",
                 )
             for bucket in grants:
                 rule = bucket_name_problem(str(bucket))
                 if rule:
                     ctx.add(
-                        f"{label}.read_write/read_only",
+                        f"{label}.read_write/read_only/read_delete",
                         "group minio",
                         bucket,
                         f"{rule} — grant the bucket by its valid name (minio_buckets)",

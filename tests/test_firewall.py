@@ -23,19 +23,19 @@ GROUPS = {
     "monitoring": ["monitor01"],
 }
 ADDRESSES = {
-    "kafka01": "10.0.0.11",
-    "kafka02": "10.0.0.12",
-    "replica01": "10.0.0.21",
-    "replica02": "10.0.0.22",
-    "keeper03": "10.0.0.23",
-    "airflow01": "10.0.0.31",
-    "superset01": "10.0.0.41",
-    "pg01": "10.0.0.51",
-    "monitor01": "10.0.0.61",
+    "kafka01": "127.0.10.11",
+    "kafka02": "127.0.10.12",
+    "replica01": "127.0.10.21",
+    "replica02": "127.0.10.22",
+    "keeper03": "127.0.10.23",
+    "airflow01": "127.0.10.31",
+    "superset01": "127.0.10.41",
+    "pg01": "127.0.10.51",
+    "monitor01": "127.0.10.61",
 }
 
 
-def rules_of(listeners, admin=("192.168.7.0/24",), **kwargs) -> dict[int, dict]:
+def rules_of(listeners, admin=("127.0.7.0/24",), **kwargs) -> dict[int, dict]:
     return {r["port"]: r for r in host_rules(listeners, CLIENTS, GROUPS, ADDRESSES, list(admin), **kwargs)}
 
 
@@ -61,36 +61,36 @@ def test_a_broker_port_is_open_to_its_clients_and_nobody_else():
     for port, rule in rules.items():
         print(f"{port}: {rule['variables']} <- {rule['ipv4']}")
     # SSH first, from the admin range only.
-    assert next(iter(rules)) == 22 and rules[22]["ipv4"] == ["192.168.7.0/24"]
+    assert next(iter(rules)) == 22 and rules[22]["ipv4"] == ["127.0.7.0/24"]
     assert set(rules[9092]["ipv4"]) == {
-        "10.0.0.11/32", "10.0.0.12/32",  # the brokers
-        "10.0.0.21/32", "10.0.0.22/32",  # ClickHouse's Kafka engine
-        "10.0.0.31/32",  # Airflow
-        "10.0.0.61/32",  # the lag exporter
-        "192.168.7.0/24",  # operators
+        "127.0.10.11/32", "127.0.10.12/32",  # the brokers
+        "127.0.10.21/32", "127.0.10.22/32",  # ClickHouse's Kafka engine
+        "127.0.10.31/32",  # Airflow
+        "127.0.10.61/32",  # the lag exporter
+        "127.0.7.0/24",  # operators
     }  # fmt: skip
-    assert "10.0.0.41/32" not in rules[9092]["ipv4"]  # Superset has no business there
-    assert rules[9093]["ipv4"] == ["10.0.0.11/32", "10.0.0.12/32"]
+    assert "127.0.10.41/32" not in rules[9092]["ipv4"]  # Superset has no business there
+    assert rules[9093]["ipv4"] == ["127.0.10.11/32", "127.0.10.12/32"]
 
 
 def test_a_host_inside_the_admin_range_is_merged_into_it():
     """nft refuses overlapping intervals in one set."""
-    rules = rules_of([listener(8088, "superset_port")], admin=["10.0.0.0/26"])
-    assert rules[8088]["ipv4"] == ["10.0.0.0/26"]
+    rules = rules_of([listener(8088, "superset_port")], admin=["127.0.10.0/26"])
+    assert rules[8088]["ipv4"] == ["127.0.10.0/26"]
 
 
 def test_ipv6_sources_get_their_own_set_and_the_ssh_port_follows_the_inventory():
-    rules = rules_of([listener(9090, "prometheus_port")], admin=["fd00::/64", "192.168.7.5"], ssh_port=2222)
+    rules = rules_of([listener(9090, "prometheus_port")], admin=["fd00::/64", "127.0.7.5"], ssh_port=2222)
     assert list(rules) == [2222, 9090]
-    assert rules[2222]["ipv6"] == ["fd00::/64"] and rules[2222]["ipv4"] == ["192.168.7.5/32"]
+    assert rules[2222]["ipv6"] == ["fd00::/64"] and rules[2222]["ipv4"] == ["127.0.7.5/32"]
 
 
 @pytest.mark.parametrize(
     ("listeners", "admin", "fix"),
     [
-        ([listener(7777, "my_port", "mine")], ["10.9.0.0/24"], "add `my_port: [<the groups that connect to it>]`"),
+        ([listener(7777, "my_port", "mine")], ["127.0.9.0/24"], "add `my_port: [<the groups that connect to it>]`"),
         ([], [], "set it to the range the operators and the controller come from"),
-        ([], ["10.0.0.300"], "write it as 10.20.0.5 or 10.20.0.0/24"),
+        ([], ["127.0.10.300"], "write it as 10.20.0.5 or 10.20.0.0/24"),
     ],
     ids=["port-without-clients", "no-admin-sources", "bad-address"],
 )

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from tests.conftest import local_inventory, run_concurrently, run_playbook
 
-HOSTS = {"kafka": {"kafka01.example.internal": {"common_private_address": "10.0.0.11"}},
-         "postgres": {"pg01.example.internal": {"common_private_address": "10.0.0.51"}}}  # fmt: skip
+HOSTS = {"kafka": {"kafka01.example.internal": {"common_private_address": "127.0.10.11"}},
+         "postgres": {"pg01.example.internal": {"common_private_address": "127.0.10.51"}}}  # fmt: skip
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 
 
@@ -46,7 +46,7 @@ def issued(tmp_path_factory) -> dict:
 
 def test_every_host_gets_a_key_and_a_certificate_signed_by_the_ca(issued):
     pki_dir = issued["dir"]
-    for host, address in (("kafka01.example.internal", "10.0.0.11"), ("pg01.example.internal", "10.0.0.51")):
+    for host, address in (("kafka01.example.internal", "127.0.10.11"), ("pg01.example.internal", "127.0.10.51")):
         cert = pki_dir / "hosts" / f"{host}.crt"
         verified = openssl("verify", "-CAfile", str(pki_dir / "ca.crt"), str(cert)).strip()
         names = openssl("x509", "-noout", "-ext", "subjectAltName,extendedKeyUsage", "-in", str(cert))

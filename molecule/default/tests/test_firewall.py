@@ -102,12 +102,12 @@ def firewall_play(*args: str) -> subprocess.CompletedProcess:
 
 def test_rules_that_would_cut_the_controller_off_are_refused_before_any_change():
     before = data.remote("kafka01", "sha256sum /etc/nftables.conf; nft list table inet chplatform | sha256sum")
-    run = firewall_play("--limit", "kafka01", "-e", '{"firewall_admin_sources": ["10.99.0.0/24"]}')
+    run = firewall_play("--limit", "kafka01", "-e", '{"firewall_admin_sources": ["127.0.0.2/32"]}')
     out = " ".join((run.stdout + run.stderr).split())
     gateway = data.remote("kafka01", "ip route show default | awk '{print $3}'")
     print(f"refused: {out[out.find('This controller') :][:300]}")
     assert run.returncode != 0
-    assert f"This controller reaches kafka01 from {gateway}, which firewall_admin_sources (10.99.0.0/24)" in out
+    assert f"This controller reaches kafka01 from {gateway}, which firewall_admin_sources (127.0.0.2/32)" in out
     assert f"Add {gateway} (or its range) to firewall_admin_sources; nothing was changed." in out
     assert data.remote("kafka01", "sha256sum /etc/nftables.conf; nft list table inet chplatform | sha256sum") == before
 

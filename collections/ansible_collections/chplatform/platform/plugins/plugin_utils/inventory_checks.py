@@ -1359,7 +1359,9 @@ def run_checks(
                 as_role="common",
                 skip=done,
             )
-        check_ports(ctx)
+        # check_firewall resolves the ports first when it runs; they are not resolved twice.
+        if not ctx.listeners:
+            check_ports(ctx)
         check_scrape_targets(ctx)
         check_host_references(ctx)
         if contract_names:

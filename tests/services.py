@@ -89,6 +89,54 @@ def bundle_manifest() -> dict:
     return json.loads(path.read_text())
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+def tls_pair(
+    directory: Path, address: str, owner: str | None = None, ca_name: str = "test CA"
+) -> tuple[Path, Path, Path]:
+    """A CA and a server key and certificate for ``address`` (an IP SAN), P-256, valid one day:
+    (ca.crt, server.crt, server.key); the key 0600, owned by ``owner`` when running as root."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_subject).issuer_name(ca_subject).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+        .issuer_name(ca_subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    ca_file, cert_file, key_file = directory / "ca.crt", directory / "server.crt", directory / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_file.chmod(0o600)
+    if owner and os.geteuid() == 0:
+        for path in (directory, cert_file, key_file):
+            shutil.chown(path, owner, owner)
+    return ca_file, cert_file, key_file
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -101,6 +149,9 @@ class Postgres:
     prod_db: str = "prod"
     airflow_db: str = "airflow"
     prod_tables: list[str] = field(default_factory=list)
+    # The CA that signed the server's certificate: every libpq client of this process verifies the
+    # server against it (PGSSLMODE=verify-full, PGSSLROOTCERT), as the platform's clients do.
+    ca_file: str = ""
 
     def psql(self, db: str, sql: str) -> str:
         """Run SQL as the superuser (over the socket directory) and return psql's output."""
@@ -159,10 +210,15 @@ def pg_service(tmp_path_factory) -> Iterator[Postgres]:
     r = _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     if r.returncode:
         raise RuntimeError(f"initdb failed: {r.stderr.strip()}")
-    # Password authentication over TCP for every user (trust only on the socket).
-    (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    # Over TCP, TLS and a password for every user, as the postgresql role's pg_hba (hostssl); trust
+    # only on the socket. The server's certificate comes from a CA of this session.
+    (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+    ca_file, cert_file, key_file = tls_pair(base / "tls", "127.0.0.1", owner="postgres")
     port = free_port()
-    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    opts = (
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on -c ssl_cert_file={cert_file}"
+        f" -c ssl_key_file={key_file} -c ssl_min_protocol_version=TLSv1.2"
+    )
     r = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"])
     if r.returncode:
         raise RuntimeError(f"PostgreSQL did not start: {r.stderr.strip()}; see {log}:\n{tail(log)}")
@@ -184,7 +240,16 @@ def pg_service(tmp_path_factory) -> Iterator[Postgres]:
                 f" GRANT SELECT ON ALL TABLES IN SCHEMA public TO {PG_CLICKHOUSE_USER};",
             )
         tables = _psql(sock, port, "prod", "SELECT tablename FROM pg_tables WHERE schemaname='public' ORDER BY 1")
-        yield Postgres(port=port, prod_tables=tables.split(), _sockdir=sock)
+        saved = {k: os.environ.get(k) for k in ("PGSSLMODE", "PGSSLROOTCERT")}
+        os.environ.update(PGSSLMODE="verify-full", PGSSLROOTCERT=str(ca_file))
+        try:
+            yield Postgres(port=port, prod_tables=tables.split(), _sockdir=sock, ca_file=str(ca_file))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     finally:
         _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
         shutil.rmtree(base, ignore_errors=True)

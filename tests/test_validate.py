@@ -180,6 +180,10 @@ def exporter_port_collision(inv):
     inv.set_vars("all/main.yml", postgres_exporter_port=5432)
 
 
+def hostssl_without_tls(inv):
+    inv.set_vars("all/main.yml", postgresql_ssl=False)
+
+
 CASES = [
     (four_keepers, "group clickhouse_keeper on the inventory is 4 hosts", "needs an odd number"),
     (
@@ -231,6 +235,11 @@ CASES = [
         exporter_port_collision,
         "port 5432 on pg01.example.internal is taken twice",
         "postgresql (postgresql_port) and postgresql (postgres_exporter_port)",
+    ),
+    (
+        hostssl_without_tls,
+        "postgresql_hba_connection_type on pg01.example.internal is 'hostssl'",
+        "set postgresql_ssl: true",
     ),
     (
         host_reference_outside,

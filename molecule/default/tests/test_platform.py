@@ -313,9 +313,15 @@ PY"""
     return json.loads(data.remote(host, script))
 
 
+# What the platform's PostgreSQL clients pass (platform_postgresql_tls; ClickHouse through its unit's
+# PGSSLMODE / PGSSLROOTCERT): TLS, the server's certificate and name verified against the platform CA.
+PG_VERIFY_FULL = "sslmode=verify-full sslrootcert=/etc/chplatform/tls/ca.crt"
+
+
 @pytest.mark.parametrize("host", ["replica01", "replica02"])
 def test_clickhouse_hosts_reach_postgresql_as_the_clickhouse_user(host):
-    """The path of the PostgreSQL engine tables and dictionaries: pg_prod's host, user and password."""
+    """The path of the PostgreSQL engine tables and dictionaries: pg_prod's host, user and password,
+    over TLS verified against the platform's CA; plain text is refused."""
     pg = collection(host, "pg_prod")
     assert pg["user"] == "clickhouse"
     # psql is a test tool here, installed for this check (ClickHouse itself speaks the protocol).
@@ -326,14 +332,21 @@ def test_clickhouse_hosts_reach_postgresql_as_the_clickhouse_user(host):
     # The password travels from the root-only configuration into psql's environment, never argv.
     script = """cfg=/etc/clickhouse-server/config.d/named_collections.xml
 export PGPASSWORD="$(python3 -c 'import sys, xml.etree.ElementTree as E; print(E.parse(sys.argv[1]).getroot().findtext("named_collections/pg_prod/password"))' "$cfg")"
-psql "host=%s port=%s user=clickhouse dbname=prod sslmode=require" -Atc "%s" %s
+psql "host=%s port=%s user=clickhouse dbname=prod %s" -Atc "%s" %s
 """
-    out = data.remote(host, script % (pg["host"], pg["port"], "SELECT current_user, count(*) FROM zones", ""))
-    print(f"{host} -> PostgreSQL {pg['host']}:{pg['port']} as clickhouse: {out}")
-    user, zones = out.split("|")
-    assert user == "clickhouse" and int(zones) > 0
-    denied = data.remote(host, script % (pg["host"], pg["port"], "CREATE TABLE t_denied (x int)", "2>&1 || true"))
+    sql = "SELECT current_user, count(*), (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) FROM zones"
+    out = data.remote(host, script % (pg["host"], pg["port"], PG_VERIFY_FULL, sql, ""))
+    print(f"{host} -> PostgreSQL {pg['host']}:{pg['port']} as clickhouse ({PG_VERIFY_FULL}): {out}")
+    user, zones, tls = out.split("|")
+    assert user == "clickhouse" and int(zones) > 0 and tls in ("TLSv1.2", "TLSv1.3")
+    denied = data.remote(
+        host, script % (pg["host"], pg["port"], PG_VERIFY_FULL, "CREATE TABLE t_denied (x int)", "2>&1 || true")
+    )
     assert "permission denied" in denied, denied
+    # Plain text is refused: pg_hba takes TLS connections only (hostssl).
+    plain = data.remote(host, script % (pg["host"], pg["port"], "sslmode=disable", "SELECT 1", "2>&1 || true"))
+    print(f"{host} -> PostgreSQL without TLS: {plain.strip()}")
+    assert "no pg_hba.conf entry" in plain and "no encryption" in plain, plain
 
 
 # What ClickHouse may do in Airflow's metadata database through pg_airflow: read the tables init_db
@@ -353,7 +366,7 @@ AIRFLOW_PROBES = {
 AIRFLOW_PROBE_SCRIPT = """cfg=/etc/clickhouse-server/config.d/named_collections.xml
 export PGPASSWORD="$(python3 -c 'import sys, xml.etree.ElementTree as E; print(E.parse(sys.argv[1]).getroot().findtext("named_collections/pg_airflow/password"))' "$cfg")"
 while IFS= read -r sql; do
-  out=$(psql "host=@HOST@ port=@PORT@ user=clickhouse dbname=airflow sslmode=require" -Atc "$sql" </dev/null 2>&1 || true)
+  out=$(psql "host=@HOST@ port=@PORT@ user=clickhouse dbname=airflow sslmode=verify-full sslrootcert=/etc/chplatform/tls/ca.crt" -Atc "$sql" </dev/null 2>&1 || true)
   printf '%s\\t%s\\n' "$sql" "$(printf '%s' "$out" | head -n 1)"
 done
 """

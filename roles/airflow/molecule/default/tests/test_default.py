@@ -131,6 +131,9 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
         assert conn["extra_dejson"]["endpoint_url"] == "http://minio01:9000"
     if conn_id == "kafka_default":
         assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
+    if conn_type == "postgres":
+        # TLS, the server verified against the platform's CA (platform_postgresql_tls).
+        assert conn["extra_dejson"] == {"sslmode": "verify-full", "sslrootcert": "/etc/chplatform/tls/ca.crt"}
 
 
 def _connection_test(conn_id: str) -> testinfra.backend.base.CommandResult:
@@ -176,18 +179,30 @@ def test_variables() -> None:
 
 
 def test_metadata_connection_works_from_airflow() -> None:
-    """The stored metadata connection's credentials really log in to PostgreSQL from airflow01."""
+    """The stored metadata connection's credentials and TLS parameters really log in to PostgreSQL
+    from airflow01, over TLS; Airflow's own sessions (sql_alchemy_conn) are TLS too."""
     conn = _cli_json("connections", "get", "postgres_airflow_metadata")[0]
     script = (
-        "import os, psycopg2; c = psycopg2.connect(host=os.environ['H'], port=os.environ['P'], "
-        "user=os.environ['U'], password=os.environ['W'], dbname=os.environ['D']); "
-        "cur = c.cursor(); cur.execute('SELECT count(*) FROM dag'); print(cur.fetchone()[0])"
+        "import json, os, psycopg2; c = psycopg2.connect(host=os.environ['H'], port=os.environ['P'], "
+        "user=os.environ['U'], password=os.environ['W'], dbname=os.environ['D'], **json.loads(os.environ['X'])); "
+        "cur = c.cursor(); cur.execute('SELECT count(*) FROM dag'); print(cur.fetchone()[0]); "
+        "cur.execute('SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()'); print(cur.fetchone()[0])"
     )
     out = AIRFLOW.check_output(
         f"H={conn['host']} P={conn['port']} U={conn['login']} W='{conn['password']}' D={conn['schema']} "
-        f'/opt/airflow/venv/bin/python -c "{script}"'
+        f"X='{json.dumps(conn['extra_dejson'])}' /opt/airflow/venv/bin/python -c \"{script}\""
     )
-    assert int(out.strip()) >= len(DAG_IDS)
+    count, version = out.split()
+    print(f"postgres_airflow_metadata: {count} DAGs over {version}")
+    assert int(count) >= len(DAG_IDS) and version in ("TLSv1.2", "TLSv1.3")
+    sessions = PG.check_output(
+        "runuser -u postgres -- psql -d airflow -Atc \"SELECT count(*) FILTER (WHERE NOT s.ssl) || ' ' || count(*) "
+        "FROM pg_stat_activity AS a JOIN pg_stat_ssl AS s USING (pid) WHERE a.usename = 'airflow' "
+        'AND a.client_addr IS NOT NULL"'
+    )
+    plain, total = map(int, sessions.split())
+    print(f"airflow's sessions on the metadata database: {total}, of them without TLS: {plain}")
+    assert total > 0 and plain == 0
 
 
 def test_fixture_api_serves_quotes() -> None:

@@ -1,5 +1,6 @@
 """Checks of the postgresql role from outside: each consumer reaches its own database with its own
-password and nothing else; the read-only user reads prod and cannot write; a host outside the
+password and nothing else, over TLS that it verifies against the platform's CA; plain text, another
+CA and TLS below 1.2 are refused; the read-only user reads prod and cannot write; a host outside the
 consumer groups is refused by pg_hba. Passwords come from the lab secret files and are never printed:
 they travel to the client in a .pgpass file copied with `docker cp`, not on any command line."""
 
@@ -57,9 +58,15 @@ def stranger():
     testinfra.get_host("docker://pgstranger").run("rm -f /root/.pgpass")
 
 
-def psql(host, user: str, db: str, sql: str, password: str | None = None):
+CA = "/etc/chplatform/tls/ca.crt"
+# What every client of the platform passes (platform_postgresql_tls): TLS, the server's certificate
+# and name verified against the platform's CA.
+VERIFY_FULL = f"sslmode=verify-full sslrootcert={CA}"
+
+
+def psql(host, user: str, db: str, sql: str, password: str | None = None, tls: str = VERIFY_FULL):
     """Run SQL on pg01 over the network as `user`; the password comes from .pgpass unless one is forced."""
-    conninfo = f"host=pg01 port=5432 dbname={db} user={user} connect_timeout=5"
+    conninfo = f"host=pg01 port=5432 dbname={db} user={user} connect_timeout=5 {tls}"
     env = f"PGPASSWORD={shlex.quote(password)} " if password else ""
     return host.run(f"{env}psql {shlex.quote(conninfo)} -X -A -t -q -w -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}")
 
@@ -142,11 +149,11 @@ def test_pg_hba_lists_exactly_the_consumers(server):
     assert entries == [
         ["local", "all", "postgres", "peer"],
         ["local", "postgres", "monitoring", "scram-sha-256"],
-        ["host", "airflow", "airflow", f"{client_ip}/32", "scram-sha-256"],
-        ["host", "superset", "superset", f"{client_ip}/32", "scram-sha-256"],
-        ["host", "prod", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
-        ["host", "airflow", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
-        ["host", "prod", "airflow_reader", f"{client_ip}/32", "scram-sha-256"],
+        ["hostssl", "airflow", "airflow", f"{client_ip}/32", "scram-sha-256"],
+        ["hostssl", "superset", "superset", f"{client_ip}/32", "scram-sha-256"],
+        ["hostssl", "prod", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
+        ["hostssl", "airflow", "clickhouse", f"{client_ip}/32", "scram-sha-256"],
+        ["hostssl", "prod", "airflow_reader", f"{client_ip}/32", "scram-sha-256"],
     ]
     assert stranger_ip not in hba.content_string
 
@@ -283,3 +290,59 @@ def test_stranger_host_refused_even_with_the_right_password(stranger):
         result = psql(stranger, user, db, "SELECT 1")
         assert result.rc != 0
         assert f'no pg_hba.conf entry for host "{address(stranger)}", user "{user}"' in result.stderr
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+def test_the_server_presents_its_host_certificate_from_the_platform_ca(server):
+    key = server.file("/etc/chplatform/tls/postgresql/host.key")
+    assert key.user == "postgres" and key.mode == 0o600
+    assert local_sql(server, "postgres", "SHOW ssl") == "on"
+    assert local_sql(server, "postgres", "SHOW ssl_cert_file") == "/etc/chplatform/tls/postgresql/host.crt"
+    assert local_sql(server, "postgres", "SHOW ssl_min_protocol_version") == "TLSv1.2"
+    verified = server.check_output(f"openssl verify -CAfile {CA} /etc/chplatform/tls/postgresql/host.crt")
+    print(verified)
+    assert verified.endswith(": OK")
+
+
+def test_clients_connect_over_tls_verifying_the_server(client):
+    row = psql(client, "airflow", "airflow", "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    assert row.rc == 0, row.stderr
+    print(f"airflow -> pg01 ({VERIFY_FULL}): ssl|version = {row.stdout.strip()}")
+    assert row.stdout.strip() in ("t|TLSv1.2", "t|TLSv1.3")
+
+
+def test_plain_text_is_refused(client):
+    result = psql(client, "airflow", "airflow", "SELECT 1", tls="sslmode=disable")
+    assert result.rc != 0
+    assert f'no pg_hba.conf entry for host "{address(client)}", user "airflow", database "airflow", no encryption' in (
+        result.stderr
+    ), result.stderr
+
+
+def test_a_client_trusting_another_ca_refuses_the_server(client):
+    """The server's certificate is checked: a client with some other CA as its root stops."""
+    client.check_output(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj '/CN=other CA' "
+        "-keyout /tmp/other-ca.key -out /tmp/other-ca.crt 2>/dev/null"
+    )
+    result = psql(client, "airflow", "airflow", "SELECT 1", tls="sslmode=verify-full sslrootcert=/tmp/other-ca.crt")
+    assert result.rc != 0
+    assert "certificate verify failed" in result.stderr, result.stderr
+
+
+def test_no_protocol_below_tls_1_2(client):
+    """sslscan (Debian's) through PostgreSQL's STARTTLS: TLS 1.2 or 1.3 only."""
+    client.check_output(
+        "command -v sslscan >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sslscan >/dev/null"
+    )
+    out = client.check_output(
+        "sslscan --no-colour --starttls-psql --no-ciphersuites --no-groups --no-heartbleed --no-renegotiation "
+        "--no-compression --no-fallback pg01:5432"
+    )
+    protocols = dict(line.split()[:2] for line in out.splitlines() if line.startswith(("SSLv", "TLSv")))
+    print(f"sslscan pg01:5432: {protocols}")
+    assert protocols, out
+    assert all(state == "disabled" for name, state in protocols.items() if name not in ("TLSv1.2", "TLSv1.3")), out
+    assert "enabled" in (protocols.get("TLSv1.2"), protocols.get("TLSv1.3")), out

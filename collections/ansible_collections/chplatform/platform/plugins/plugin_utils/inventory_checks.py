@@ -897,6 +897,16 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
             if not m.get("file") or not ctx.view.path_exists(path):
                 ctx.add(label, host, m.get("file"), f"the file does not exist on the controller ({path})")
     for host in hosts:
+        hba_type = ctx.var(host, "postgresql_hba_connection_type", role)
+        ssl = ctx.var(host, "postgresql_ssl", role, default=True)
+        if hba_type == "hostssl" and not isinstance(ssl, Deferred) and str(ssl).lower() not in ("true", "yes", "on", "1"):
+            ctx.add(
+                "postgresql_hba_connection_type",
+                host,
+                hba_type,
+                "hostssl entries need TLS: set postgresql_ssl: true (or, for a migration only, "
+                "postgresql_hba_connection_type: host)",
+            )
         addresses = ctx.var(host, "postgresql_listen_addresses", role)
         if addresses is None or isinstance(addresses, Deferred):
             continue

@@ -52,7 +52,8 @@ def raft_of(root: Path, host: str, name: str) -> tuple[int, list[tuple[int, str,
         (int(s.findtext("id")), s.findtext("hostname"), int(s.findtext("port")))
         for s in keeper.find("raft_configuration").findall("server")
     ]
-    assert keeper.findtext("tcp_port") == "9181"
+    assert keeper.findtext("tcp_port_secure") == "9281" and keeper.find("tcp_port") is None
+    assert keeper.findtext("raft_configuration/secure") == "true"
     return int(keeper.findtext("server_id")), members
 
 
@@ -64,8 +65,8 @@ def renders() -> dict[str, Path]:
 @pytest.mark.parametrize("name", TOPOLOGIES)
 def test_every_file_is_well_formed_xml(renders, name):
     files = list(renders[name].rglob("*.xml"))
-    # 12 server drop-ins per server (+ keeper_server.xml on embedded members), 1 per standalone Keeper.
-    expected = sum(12 + (h in keepers(name)) for h in servers(name)) + len(set(keepers(name)) - set(servers(name)))
+    # 13 server drop-ins per server (+ keeper_server.xml on embedded members), 1 per standalone Keeper.
+    expected = sum(13 + (h in keepers(name)) for h in servers(name)) + len(set(keepers(name)) - set(servers(name)))
     assert len(files) == expected
     for path in files:
         assert xml(path).tag == "clickhouse", path
@@ -85,7 +86,8 @@ def test_every_replica_once_in_remote_servers(renders, name):
         for number, shard in enumerate(main.findall("shard"), start=1):
             assert shard.findtext("internal_replication") == "true"
             layout += [(number, r.findtext("host")) for r in shard.findall("replica")]
-            assert all(r.findtext("port") == "9000" for r in shard.findall("replica"))
+            assert all(r.findtext("port") == "9440" for r in shard.findall("replica"))
+            assert all(r.findtext("secure") == "1" for r in shard.findall("replica"))
         assert sorted(layout) == expected, host
         assert len({h for _, h in layout}) == len(layout), f"a replica appears twice on {host}"
         seen.append(layout)
@@ -129,7 +131,8 @@ def test_servers_use_the_whole_quorum(renders, name):
         zk = server_conf(renders[name], host, "zookeeper.xml").find("zookeeper")
         nodes = sorted(n.findtext("host") for n in zk.findall("node"))
         assert nodes == expected
-        assert {n.findtext("port") for n in zk.findall("node")} == {"9181"}
+        assert {n.findtext("port") for n in zk.findall("node")} == {"9281"}
+        assert {n.findtext("secure") for n in zk.findall("node")} == {"1"}
 
 
 def test_raft_ids_stable_when_hosts_are_added(renders):

@@ -148,6 +148,8 @@ def deleted_secret(inv):
 
 
 def clickhouse_and_minio_on_one_host(inv):
+    # The plain-text native port (9000, MinIO's too) listens only when kept for a migration.
+    inv.set_vars("all/main.yml", clickhouse_plaintext_ports=True)
     inv.group("minio").clear()
     inv.group("minio")["ch-replica01.example.internal"] = None
 

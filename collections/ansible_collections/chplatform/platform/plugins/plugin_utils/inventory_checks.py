@@ -324,12 +324,19 @@ def check_contract(ctx: Context, contract_names: list[str]) -> None:
 # Ports each component listens on: (variable, condition variable that must be truthy or None).
 PORTS: dict[str, list[tuple[str, str | None]]] = {
     "clickhouse": [
-        ("clickhouse_http_port", None),
-        ("clickhouse_tcp_port", None),
-        ("clickhouse_interserver_http_port", None),
+        ("clickhouse_https_port", None),
+        ("clickhouse_tcp_port_secure", None),
+        ("clickhouse_interserver_https_port", None),
+        ("clickhouse_http_port", "clickhouse_plaintext_ports"),
+        ("clickhouse_tcp_port", "clickhouse_plaintext_ports"),
+        ("clickhouse_interserver_http_port", "clickhouse_plaintext_ports"),
         ("clickhouse_prometheus_port", None),
     ],
-    "clickhouse_keeper": [("clickhouse_keeper_tcp_port", None), ("clickhouse_keeper_raft_port", None)],
+    "clickhouse_keeper": [
+        ("clickhouse_keeper_tcp_port_secure", None),
+        ("clickhouse_keeper_tcp_port", "clickhouse_plaintext_ports"),
+        ("clickhouse_keeper_raft_port", None),
+    ],
     "kafka": [("kafka_port", None), ("kafka_controller_port", None), ("kafka_external_listener_port", None)],
     "postgresql": [("postgresql_port", None)],
     "minio": [("minio_api_address", None), ("minio_console_address", None)],

@@ -24,9 +24,11 @@ SKIP_REASON = "ClickHouse packages not available"
 needs_packages = pytest.mark.skipif(not PACKAGES_AVAILABLE, reason=SKIP_REASON)
 
 CONF = "/etc/clickhouse-server"
+TLS = "/etc/chplatform/tls"
 SECRET = {"interserver.xml", "remote_servers.xml", "storage.xml", "named_collections.xml", "admin_user.xml"}
 PLAIN = {
     "network.xml",
+    "tls.xml",
     "macros.xml",
     "zookeeper.xml",
     "system_logs.xml",
@@ -73,7 +75,7 @@ def test_config_files_owner_mode_and_valid_xml(host):
         for sub, names in (("config.d", SECRET | PLAIN), ("users.d", SECRET | PLAIN)):
             listed = set(host.check_output(f"ls {CONF}/{sub}").split())
             files.update({f"{CONF}/{sub}/{f}": f for f in listed & names})
-        assert len(files) == 13
+        assert len(files) == 14
         for path, fname in files.items():
             f = host.file(path)
             assert f.user == "root" and f.group == "clickhouse", path
@@ -116,13 +118,25 @@ def test_servers_point_at_the_quorum_and_cluster(host):
     if me(host) not in SERVERS:
         pytest.skip("server configuration only")
     zk = xml(host, f"{CONF}/config.d/zookeeper.xml").find("zookeeper")
-    assert [(n.findtext("host"), n.findtext("port")) for n in zk.findall("node")] == [
-        ("chreplica01", "9181"),
-        ("chreplica02", "9181"),
-        ("chkeeper03", "9181"),
+    assert [(n.findtext("host"), n.findtext("port"), n.findtext("secure")) for n in zk.findall("node")] == [
+        ("chreplica01", "9281", "1"),
+        ("chreplica02", "9281", "1"),
+        ("chkeeper03", "9281", "1"),
     ]
     shard = xml(host, f"{CONF}/config.d/remote_servers.xml").find("remote_servers/main/shard")
-    assert [r.findtext("host") for r in shard.findall("replica")] == ["chreplica01", "chreplica02"]
+    assert [(r.findtext("host"), r.findtext("port"), r.findtext("secure")) for r in shard.findall("replica")] == [
+        ("chreplica01", "9440", "1"),
+        ("chreplica02", "9440", "1"),
+    ]
+
+
+def test_tls_files_installed_for_the_service_user(host):
+    service = "clickhouse" if me(host) in SERVERS else "clickhouse-keeper"
+    key = host.file(f"{TLS}/{service}/host.key")
+    assert key.is_file and key.user == "clickhouse" and key.mode == 0o600
+    assert host.file(f"{TLS}/{service}/host.crt").is_file
+    verified = host.run(f"openssl verify -CAfile {TLS}/ca.crt {TLS}/{service}/host.crt")
+    assert verified.rc == 0 and verified.stdout.strip().endswith(": OK"), verified.stdout + verified.stderr
 
 
 def test_units_verified(host):
@@ -153,11 +167,20 @@ def test_data_directories(host):
 
 
 def keeper_cmd(host, word):
-    return host.run(f"printf {word} | nc -w 3 127.0.0.1 9181").stdout
+    """A four-letter word to the host's Keeper over TLS, under its name, verified against the platform's CA."""
+    name = me(host)
+    return host.run(
+        f"printf {word} | timeout 5 openssl s_client -quiet -verify_return_error -CAfile {TLS}/ca.crt"
+        f" -verify_hostname {name} -connect {name}:9281 2>/dev/null"
+    ).stdout
+
+
+# The default user answers on the loopback only, which the certificate does not name: encrypted, unverified.
+CLIENT = "clickhouse-client --host 127.0.0.1 --secure --port 9440 --accept-invalid-certificate"
 
 
 def query(host, sql, user="default"):
-    return host.check_output(f'clickhouse-client --user {user} --query "{sql}"')
+    return host.check_output(f'{CLIENT} --user {user} --query "{sql}"')
 
 
 @needs_packages
@@ -177,9 +200,12 @@ def test_keeper_quorum_has_one_leader(host):
 def test_both_servers_answer(host):
     for name in SERVERS:
         peer = testinfra.get_host(f"docker://{name}")
-        assert peer.check_output("curl -fsS http://127.0.0.1:8123/ping") == "Ok."
-        # and from the other host, over the network
-        assert host.check_output(f"curl -fsS http://{name}:8123/ping") == "Ok."
+        assert peer.check_output(f"curl -fsS --cacert {TLS}/ca.crt https://{name}:8443/ping") == "Ok."
+        # and from the other host, over the network, verified against the platform's CA
+        assert host.check_output(f"curl -fsS --cacert {TLS}/ca.crt https://{name}:8443/ping") == "Ok."
+        # the plain-text ports are closed
+        for port in (8123, 9000, 9009):
+            assert peer.run(f"curl -sS -m 3 http://127.0.0.1:{port}/").rc != 0, port
 
 
 @needs_packages
@@ -201,7 +227,7 @@ def test_row_replicates_and_cluster_survives_keeper03_stop(host):
     password = RUNNER.get_variables("chreplica01")["clickhouse_admin_password"]
 
     def q(h, sql):
-        return h.check_output(f"clickhouse-client --user admin --password '{password}' --query \"{sql}\"")
+        return h.check_output(f"{CLIENT} --user admin --password '{password}' --query \"{sql}\"")
 
     q(r1, "CREATE DATABASE IF NOT EXISTS molecule ON CLUSTER main")
     q(

@@ -64,7 +64,10 @@ def test_uuids_are_valid_and_versions_set():
 def test_clickhouse_connection_is_read_only_and_masked():
     (database,) = DATABASES.values()
     assert database["_file"] == "databases/ClickHouse.yaml.j2"
-    assert database["sqlalchemy_uri"] == "clickhousedb://bi:XXXXXXXXXX@clickhouse.example:8123/datamart"
+    assert database["sqlalchemy_uri"] == (
+        "clickhousedb://bi:XXXXXXXXXX@clickhouse.example:8443/datamart"
+        "?secure=True&verify=True&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt"
+    )
     assert database["allow_dml"] is False and database["allow_ctas"] is False and database["allow_cvas"] is False
     assert database["allow_file_upload"] is False
 

@@ -231,7 +231,7 @@ def test_the_demo_shows_the_platform_at_work_and_a_second_run_changes_nothing(tm
         assert {d for d, _, _ in charts} == {"Trips", "Sensors"} and len(charts) >= 10, charts
         if not clickhouse_available():
             # Superset's own query layer answers for every chart: no rows, the database unreachable.
-            assert all(a.startswith("no rows (") and "8123: Connection refused" in a for _, _, a in charts), charts
+            assert all(a.startswith("no rows (") and "8443: Connection refused" in a for _, _, a in charts), charts
             assert "ClickHouse: NOT installed, the loading DAGs were skipped" in summary
             for dag_id, (paused, _, failed) in clickhouse_dags().items():
                 assert paused is True and failed == 0, f"{dag_id}: paused {paused}, {failed} failed runs"

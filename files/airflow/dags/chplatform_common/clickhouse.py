@@ -1,4 +1,4 @@
-"""ClickHouse access through the clickhouse_default connection (HTTP, clickhouse-connect)."""
+"""ClickHouse access through the clickhouse_default connection (HTTPS, clickhouse-connect)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,18 @@ def ch_client(conn_id: str = CLICKHOUSE_CONN_ID) -> Any:
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
+    extra = conn.extra_dejson or {}
+    secure = bool(extra.get("secure", False))
     return clickhouse_connect.get_client(
         host=conn.host,
-        port=int(conn.port or 8123),
+        port=int(conn.port or (8443 if secure else 8123)),
         username=conn.login or "default",
         password=conn.password or "",
         database=conn.schema or "default",
-        secure=bool((conn.extra_dejson or {}).get("secure", False)),
+        secure=secure,
+        # HTTPS: the server's certificate verified against the platform's CA (platform_clickhouse_tls).
+        verify=bool(extra.get("verify", True)),
+        ca_cert=extra.get("ca_cert"),
     )
 
 

@@ -113,7 +113,7 @@ def test_all_dags_parsed_without_errors() -> None:
 @pytest.mark.parametrize(
     ("conn_id", "conn_type", "host", "port", "login"),
     [
-        ("clickhouse_default", "clickhouse", "replica01", 8123, "etl"),
+        ("clickhouse_default", "clickhouse", "replica01", 8443, "etl"),
         ("postgres_prod", "postgres", "afpg01", 5432, "airflow_reader"),
         ("postgres_airflow_metadata", "postgres", "afpg01", 5432, "airflow"),
         ("minio_s3", "aws", None, None, "airflow"),
@@ -131,6 +131,9 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
         assert conn["extra_dejson"]["endpoint_url"] == "http://minio01:9000"
     if conn_id == "kafka_default":
         assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
+    if conn_id == "clickhouse_default":
+        # HTTPS, the server verified against the platform's CA (platform_clickhouse_tls).
+        assert conn["extra_dejson"] == {"secure": True, "verify": True, "ca_cert": "/etc/chplatform/tls/ca.crt"}
     if conn_type == "postgres":
         # TLS, the server verified against the platform's CA (platform_postgresql_tls).
         assert conn["extra_dejson"] == {"sslmode": "verify-full", "sslrootcert": "/etc/chplatform/tls/ca.crt"}

@@ -84,7 +84,10 @@ def test_clickhouse_connection_registered(api):
     result = api("/api/v1/database/?q=(page_size:100)")["result"]
     assert [d["database_name"] for d in result] == ["ClickHouse"]
     detail = api(f"/api/v1/database/{result[0]['id']}/connection")["result"]
-    assert detail["sqlalchemy_uri"] == "clickhousedb://bi:XXXXXXXXXX@127.0.0.1:8123/datamart"
+    # HTTPS, the server verified against the platform's CA.
+    assert detail["sqlalchemy_uri"] == (
+        "clickhousedb://bi:XXXXXXXXXX@127.0.0.1:8443/datamart?secure=True&verify=True&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt"
+    )
     assert detail["allow_dml"] is False
 
 

@@ -24,7 +24,7 @@ def load(path: Path) -> dict:
             superset_clickhouse_user="bi",
             superset_clickhouse_host="clickhouse.example",
             superset_clickhouse_port=8443,
-            superset_clickhouse_uri_query="secure=True&verify=True&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt",
+            superset_clickhouse_uri_query="secure=true&verify=true&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt",
             superset_clickhouse_database="datamart",
         )
     return yaml.safe_load(text)

@@ -66,7 +66,7 @@ def test_clickhouse_connection_is_read_only_and_masked():
     assert database["_file"] == "databases/ClickHouse.yaml.j2"
     assert database["sqlalchemy_uri"] == (
         "clickhousedb://bi:XXXXXXXXXX@clickhouse.example:8443/datamart"
-        "?secure=True&verify=True&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt"
+        "?secure=true&verify=true&ca_cert=%2Fetc%2Fchplatform%2Ftls%2Fca.crt"
     )
     assert database["allow_dml"] is False and database["allow_ctas"] is False and database["allow_cvas"] is False
     assert database["allow_file_upload"] is False

@@ -16,7 +16,7 @@ def ch_client(conn_id: str = CLICKHOUSE_CONN_ID) -> Any:
 
     conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson or {}
-    secure = bool(extra.get("secure", False))
+    secure = str(extra.get("secure", False)).lower() == "true"
     return clickhouse_connect.get_client(
         host=conn.host,
         port=int(conn.port or (8443 if secure else 8123)),
@@ -25,7 +25,7 @@ def ch_client(conn_id: str = CLICKHOUSE_CONN_ID) -> Any:
         database=conn.schema or "default",
         secure=secure,
         # HTTPS: the server's certificate verified against the platform's CA (platform_clickhouse_tls).
-        verify=bool(extra.get("verify", True)),
+        verify=str(extra.get("verify", True)).lower() == "true",
         ca_cert=extra.get("ca_cert"),
     )
 

@@ -133,7 +133,7 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
         assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
     if conn_id == "clickhouse_default":
         # HTTPS, the server verified against the platform's CA (platform_clickhouse_tls).
-        assert conn["extra_dejson"] == {"secure": True, "verify": True, "ca_cert": "/etc/chplatform/tls/ca.crt"}
+        assert conn["extra_dejson"] == {"secure": "true", "verify": "true", "ca_cert": "/etc/chplatform/tls/ca.crt"}
     if conn_type == "postgres":
         # TLS, the server verified against the platform's CA (platform_postgresql_tls).
         assert conn["extra_dejson"] == {"sslmode": "verify-full", "sslrootcert": "/etc/chplatform/tls/ca.crt"}

@@ -93,10 +93,11 @@ def bundle_manifest() -> dict:
 
 
 def tls_pair(
-    directory: Path, address: str, owner: str | None = None, ca_name: str = "test CA"
+    directory: Path, address: str, owner: str | None = None, ca_name: str = "test CA", dns_names: tuple[str, ...] = ()
 ) -> tuple[Path, Path, Path]:
-    """A CA and a server key and certificate for ``address`` (an IP SAN), P-256, valid one day:
-    (ca.crt, server.crt, server.key); the key 0600, owned by ``owner`` when running as root."""
+    """A CA and a server key and certificate for ``address`` (an IP SAN) and ``dns_names`` (DNS SANs, as the
+    platform's host certificates carry), P-256, valid one day: (ca.crt, server.crt, server.key); the key 0600,
+    owned by ``owner`` when running as root."""
     import datetime
     import ipaddress
 
@@ -120,7 +121,9 @@ def tls_pair(
         x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
         .issuer_name(ca_subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(name) for name in dns_names] + [x509.IPAddress(ipaddress.ip_address(address))]
+        ), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip

@@ -40,9 +40,26 @@ options:
     type: str
     default: localhost
   login_port:
-    description: Native protocol port.
+    description: Native protocol port (with I(secure), the server's C(tcp_port_secure), 9440 by default).
     type: int
     default: 9000
+  secure:
+    description:
+      - Connect over TLS and verify the server's certificate (against I(ca_certs)) and its name (I(server_hostname),
+        else I(login_host)); TLS 1.2 or later.
+      - The module builds the TLS context itself, so that the certificate is verified whatever the driver's version
+        (clickhouse-driver 0.2.5, Debian bookworm's, does not apply its own C(verify)).
+    type: bool
+    default: false
+  ca_certs:
+    description: With I(secure), the CA certificate(s) (PEM) the server's certificate must chain to; else the system's.
+    type: path
+  server_hostname:
+    description:
+      - With I(secure), the name the server's certificate must carry, instead of I(login_host) (also sent as SNI).
+      - Needed when I(login_host) is a loopback address (C(localhost), C(127.0.0.1)), which a host's certificate
+        does not name; give the server's own name, such as its inventory hostname.
+    type: str
   login_user:
     description: User with the rights to run the migrations (DDL, RBAC).
     type: str
@@ -96,8 +113,12 @@ EXAMPLES = r"""
 - name: Apply the init_db migrations and reconcile users
   clickhouse_migrations:
     path: /var/lib/clickhouse-schema/init_db
+    login_port: 9440
     login_user: admin
     login_password: "{{ clickhouse_schema_login_password }}"
+    secure: true
+    ca_certs: /etc/chplatform/tls/ca.crt
+    server_hostname: "{{ inventory_hostname }}"
     applied_by: "ansible@{{ inventory_hostname }}"
     users:
       - name: etl
@@ -130,6 +151,7 @@ users_changed:
 """
 
 import hashlib
+import ssl
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -166,11 +188,52 @@ def ident(name):
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def password_works(module, user, password):
-    p = module.params
-    client = Client(
+def client_args(p, user, password):
+    """Keyword arguments of clickhouse_driver's Client for the module's parameters ``p``, logging in as ``user``."""
+    args = dict(
         host=p["login_host"], port=p["login_port"], user=user, password=password, connect_timeout=p["connect_timeout"]
     )
+    if p["secure"]:
+        args.update(
+            secure=True, verify=True, ca_certs=p["ca_certs"], server_hostname=p["server_hostname"] or p["login_host"]
+        )
+    return args
+
+
+def tls_context(ca_certs):
+    """The TLS context of a secure connection: the certificate must chain to ``ca_certs`` (the system's CAs when
+    None) and carry the name connected to (server_hostname), TLS 1.2 or later."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_certs)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def new_client(p, user, password, **extra):
+    """A Client for the module's parameters ``p`` (both of the module's connections are made here).
+
+    With ``secure``, the connection's TLS context is the module's own (tls_context): clickhouse-driver 0.2.5, the
+    version Debian bookworm ships, builds a context that verifies nothing (it assigns the requested CERT_REQUIRED
+    to the context's options, not to its verify_mode); the driver has called _create_ssl_context(ssl_options) for
+    every secure socket in every version since."""
+    client = Client(**client_args(p, user, password), **extra)
+    if p["secure"]:
+        context = tls_context(p["ca_certs"])
+        for connection in (client.connection, *client.connections):
+            connection._create_ssl_context = lambda _ssl_options, context=context: context
+    return client
+
+
+def describe(p):
+    """Where the module connects, for messages: user@host:port, and with TLS the name and CA verified."""
+    where = f"{p['login_user']}@{p['login_host']}:{p['login_port']}"
+    if p["secure"]:
+        name = p["server_hostname"] or p["login_host"]
+        where += f" (TLS, certificate verified for {name} against {p['ca_certs'] or 'the system CAs'})"
+    return where
+
+
+def password_works(module, user, password):
+    client = new_client(module.params, user, password)
     try:
         client.execute("SELECT 1")
         return True
@@ -224,6 +287,9 @@ def main():
             path=dict(type="path", required=True),
             login_host=dict(type="str", default="localhost"),
             login_port=dict(type="int", default=9000),
+            secure=dict(type="bool", default=False),
+            ca_certs=dict(type="path"),
+            server_hostname=dict(type="str"),
             login_user=dict(type="str", default="default"),
             login_password=dict(type="str", default="", no_log=True),
             connect_timeout=dict(type="int", default=10),
@@ -253,15 +319,11 @@ def main():
     except MigrationError as exc:
         module.fail_json(msg=str(exc))
 
-    client = Client(
-        host=p["login_host"],
-        port=p["login_port"],
-        user=p["login_user"],
-        password=p["login_password"],
-        connect_timeout=p["connect_timeout"],
-        send_receive_timeout=600,
-    )
-    where = f"{p['login_user']}@{p['login_host']}:{p['login_port']}"
+    where = describe(p)
+    try:
+        client = new_client(p, p["login_user"], p["login_password"], send_receive_timeout=600)
+    except OSError as exc:  # ssl.SSLError is one: the CA file is missing or not PEM
+        module.fail_json(msg=f"cannot use the CA certificate ca_certs={p['ca_certs']} for ClickHouse at {where}: {exc}")
     try:
         client.execute("SELECT 1")
     except (DriverError, OSError) as exc:

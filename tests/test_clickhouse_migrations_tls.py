@@ -2,7 +2,7 @@
 
 No ClickHouse server can run here. The server of these tests presents, like a platform host, a
 certificate signed by a test CA that names the host (ch1.platform.test, ch1) and its address
-(192.0.2.10), not localhost or 127.0.0.1; after the handshake it reads the driver's Hello and answers
+(127.0.10.10), not localhost or 127.0.0.1; after the handshake it reads the driver's Hello and answers
 with a ClickHouse Exception packet (code 516, authentication failed), which the driver reads as a
 ServerException. So a run that gets that answer went through the handshake with the certificate
 verified, spoke the native protocol over TLS and failed only at the login; one that fails with a
@@ -32,7 +32,7 @@ from clickhouse_driver.errors import NetworkError, ServerException
 from tests.services import render_init_db, tls_pair
 from tests.test_schema_runner_module import run_module
 
-NAME, SHORT, ADDRESS = "ch1.platform.test", "ch1", "192.0.2.10"
+NAME, SHORT, ADDRESS = "ch1.platform.test", "ch1", "127.0.10.10"
 PW = "s3cr3t-pw"  # a test value, which the fake server refuses and the output must not show)
 
 

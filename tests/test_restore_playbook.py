@@ -104,10 +104,10 @@ class FakeClickHouseHttps:
 @pytest.fixture(scope="module")
 def https(tmp_path_factory):
     """Servers by the name their certificate carries, each with its own CA: localhost (a DNS name, with
-    the platform's kind of address SAN, 192.0.2.10), 127.0.0.1 (an IP SAN only) and ch9."""
+    the platform's kind of address SAN, 127.0.10.10), 127.0.0.1 (an IP SAN only) and ch9."""
     base, servers = tmp_path_factory.mktemp("tls"), {}
-    for name, address, dns in [("localhost", "192.0.2.10", ("localhost",)), ("127.0.0.1", "127.0.0.1", ()),
-                               ("ch9", "192.0.2.10", ("ch9",))]:  # fmt: skip
+    for name, address, dns in [("localhost", "127.0.10.10", ("localhost",)), ("127.0.0.1", "127.0.0.1", ()),
+                               ("ch9", "127.0.10.10", ("ch9",))]:  # fmt: skip
         ca, cert, key = tls_pair(base / name, address, ca_name=f"CA of {name}", dns_names=dns)
         servers[name] = SimpleNamespace(ca=str(ca), server=FakeClickHouseHttps(cert, key))
     yield servers

@@ -906,7 +906,8 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
     for host in hosts:
         hba_type = ctx.var(host, "postgresql_hba_connection_type", role)
         ssl = ctx.var(host, "postgresql_ssl", role, default=True)
-        if hba_type == "hostssl" and not isinstance(ssl, Deferred) and str(ssl).lower() not in ("true", "yes", "on", "1"):
+        tls_on = isinstance(ssl, Deferred) or str(ssl).lower() in ("true", "yes", "on", "1")
+        if hba_type == "hostssl" and not tls_on:
             ctx.add(
                 "postgresql_hba_connection_type",
                 host,

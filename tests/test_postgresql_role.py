@@ -173,9 +173,9 @@ def test_pg_hba_generated_from_inventory_groups(tmp_path):
     assert entries == [
         ["local", "all", "postgres", "peer"],
         ["local", "postgres", "monitoring", "scram-sha-256"],
-        ["host", "airflow", "airflow", "10.1.0.5/32", "scram-sha-256"],
-        ["host", "airflow", "airflow", "10.1.0.6/32", "scram-sha-256"],
-        ["host", "prod", "clickhouse", "10.1.0.7/32", "scram-sha-256"],
+        ["hostssl", "airflow", "airflow", "10.1.0.5/32", "scram-sha-256"],
+        ["hostssl", "airflow", "airflow", "10.1.0.6/32", "scram-sha-256"],
+        ["hostssl", "prod", "clickhouse", "10.1.0.7/32", "scram-sha-256"],
     ]
     assert "10.9.9.9" not in out.read_text()
 

@@ -229,6 +229,16 @@ def test_lab_file_modes(renders):
         assert "ExecStart=/usr/bin/clickhouse-server --config=" in unit and "User=root" in unit
 
 
+def test_the_unit_gives_libpq_the_platforms_tls_parameters(renders):
+    """ClickHouse 26.3's PostgreSQL named collections have no TLS keys: its libpq reads them from the
+    unit's environment (tests/test_postgresql_tls.py runs chdb with the same environment)."""
+    for host in servers("lab"):
+        unit = (renders["lab"] / host / "etc/systemd/system/clickhouse-server.service").read_text()
+        env = [line for line in unit.splitlines() if line.startswith("Environment=PG")]
+        print(f"{host}: {env}")
+        assert env == ["Environment=PGSSLMODE=verify-full", "Environment=PGSSLROOTCERT=/etc/chplatform/tls/ca.crt"]
+
+
 def test_two_by_two_layout(renders):
     main = server_conf(renders["two_by_two"], "s2r2", "remote_servers.xml").find("remote_servers/main")
     layout = [[r.findtext("host") for r in s.findall("replica")] for s in main.findall("shard")]

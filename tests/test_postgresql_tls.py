@@ -4,7 +4,8 @@ PostgreSQL 15 that takes TLS connections only (pg_service: hostssl, as the postg
 ClickHouse 26.3 (the pinned server) has no TLS keys in its PostgreSQL named collections; its libpq
 reads them from the environment, which the clickhouse role sets in the server's unit
 (PGSSLMODE=verify-full, PGSSLROOTCERT=the platform's CA). Each case runs chdb in a fresh process
-with that environment: the right CA connects, another CA and plain text are refused."""
+with that environment: the right CA connects, another CA and plain text are refused. That the unit
+carries this environment is checked with the rendered roles (tests/test_clickhouse_render.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import sys
 
 import pytest
 
-from tests.clickhouse_helpers import rendered
 from tests.services import tls_pair
 
 QUERY = "SELECT count() FROM postgresql('127.0.0.1:{port}', 'prod', 'zones', '{user}', '{password}')"
@@ -55,13 +55,3 @@ def test_plain_text_is_refused_by_the_server(pg_service, query):
     print(f"chdb -> PostgreSQL without TLS: exit {run.returncode}")
     assert run.returncode != 0
     assert "no pg_hba.conf entry" in run.stderr and "no encryption" in run.stderr, run.stderr[-2000:]
-
-
-def test_the_clickhouse_unit_gives_libpq_the_platforms_tls_parameters():
-    """What the cases above run with is what the clickhouse role puts in clickhouse-server's unit."""
-    lab = rendered("lab")["lab"]
-    for unit in sorted(lab.glob("*/etc/systemd/system/clickhouse-server.service")):
-        env = [line for line in unit.read_text().splitlines() if line.startswith("Environment=PG")]
-        print(f"{unit.relative_to(lab)}: {env}")
-        assert env == ["Environment=PGSSLMODE=verify-full", "Environment=PGSSLROOTCERT=/etc/chplatform/tls/ca.crt"]
-    assert list(lab.glob("*/etc/systemd/system/clickhouse-server.service")), f"no unit rendered under {lab}"

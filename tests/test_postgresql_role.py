@@ -136,10 +136,10 @@ def test_pg_hba_generated_from_inventory_groups(tmp_path):
                 pgx: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
             airflow:
               hosts:
-                af2: {common_private_address: 10.1.0.6}
-                af1: {common_private_address: 10.1.0.5}
-            clickhouse: {hosts: {ch1: {common_private_address: 10.1.0.7}}}
-            unrelated: {hosts: {x1: {common_private_address: 10.9.9.9}}}
+                af2: {common_private_address: 127.0.11.6}
+                af1: {common_private_address: 127.0.11.5}
+            clickhouse: {hosts: {ch1: {common_private_address: 127.0.11.7}}}
+            unrelated: {hosts: {x1: {common_private_address: 127.0.11.99}}}
         """,
     )
     out = tmp_path / "pg_hba.conf"
@@ -173,11 +173,11 @@ def test_pg_hba_generated_from_inventory_groups(tmp_path):
     assert entries == [
         ["local", "all", "postgres", "peer"],
         ["local", "postgres", "monitoring", "scram-sha-256"],
-        ["hostssl", "airflow", "airflow", "10.1.0.5/32", "scram-sha-256"],
-        ["hostssl", "airflow", "airflow", "10.1.0.6/32", "scram-sha-256"],
-        ["hostssl", "prod", "clickhouse", "10.1.0.7/32", "scram-sha-256"],
+        ["hostssl", "airflow", "airflow", "127.0.11.5/32", "scram-sha-256"],
+        ["hostssl", "airflow", "airflow", "127.0.11.6/32", "scram-sha-256"],
+        ["hostssl", "prod", "clickhouse", "127.0.11.7/32", "scram-sha-256"],
     ]
-    assert "10.9.9.9" not in out.read_text()
+    assert "127.0.11.99" not in out.read_text()
 
 
 def test_the_platform_contract_defines_the_objects_once():

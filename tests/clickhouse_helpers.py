@@ -115,8 +115,8 @@ def for_chdb(merged: ET.Element, s3: S3Service | None = None, users: Path | None
     - The embedded ``<keeper_server>`` is dropped (chdb is a client library, not a Keeper node).
     - ``users`` (a users.xml made by ``users_xml``) replaces the relative users.xml path of
       ``user_directories``; the logger goes to the console.
-    - With ``s3``, every S3 endpoint of the rendering (http://<minio>:9000/...) is pointed at a
-      local MinIO and its keys replaced; the buckets and prefixes stay as rendered.
+    - With ``s3``, every S3 endpoint of the rendering (https://<minio>:9000/...) is pointed at a
+      local MinIO (plain HTTP) and its keys replaced; the buckets and prefixes stay as rendered.
     """
     root = copy.deepcopy(merged)
     for tag in ("keeper_server", "zookeeper", "logger"):

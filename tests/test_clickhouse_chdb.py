@@ -3,8 +3,8 @@
 chdb takes ONE configuration file: replica01's config.d drop-ins are merged into one (as ClickHouse
 merges them) by tests/clickhouse_helpers.py. For the test, the Keeper quorum in <zookeeper> is
 replaced by ClickHouse's in-memory coordination (<zookeeper><implementation>testkeeper
-</implementation></zookeeper>), and the S3 endpoints (http://minio01:9000/...) are pointed at a
-real MinIO started on 127.0.0.1 from the artifact bundle, with random credentials; buckets and
+</implementation></zookeeper>), and the S3 endpoints (https://minio01:9000/...) are pointed at a
+real MinIO started on 127.0.0.1 (plain HTTP) from the artifact bundle, with random credentials; buckets and
 prefixes stay as rendered. Everything else (macros, named collections, disks, storage policy,
 backups setting, cluster) is the role's output unchanged.
 """

@@ -156,13 +156,13 @@ def test_lab_storage_collections_logs_metrics(renders):
         disks = storage.find("storage_configuration/disks")
         cold = disks.find("s3_cold")
         assert cold.findtext("type") == "s3"
-        assert cold.findtext("endpoint") == f"http://minio01:9000/clickhouse-cold/{replica}/"
+        assert cold.findtext("endpoint") == f"https://minio01:9000/clickhouse-cold/{replica}/"
         assert cold.findtext("access_key_id") == "clickhouse"
         assert cold.findtext("secret_access_key") == "test-s3-secret"
         cache = disks.find("s3_cold_cache")
         assert cache.findtext("type") == "cache" and cache.findtext("disk") == "s3_cold"
         assert not cache.findtext("path").startswith("/"), "cache path must be relative to the cache base dir"
-        assert disks.find("backups").findtext("endpoint") == "http://minio01:9000/clickhouse-backups/main/"
+        assert disks.find("backups").findtext("endpoint") == "https://minio01:9000/clickhouse-backups/main/"
         assert disks.find("backups").findtext("type") == "s3_plain"
         volumes = storage.find("storage_configuration/policies/tiered/volumes")
         assert volumes.findtext("hot/disk") == "default"
@@ -187,7 +187,7 @@ def test_lab_storage_collections_logs_metrics(renders):
             assert not path.is_file() or "test-pg-airflow" not in path.read_text(errors="replace"), path
         s3 = {c.tag: c.text for c in collections.find("s3_datasets")}
         assert s3 == {
-            "url": "http://minio01:9000/datasets/",
+            "url": "https://minio01:9000/datasets/",
             "access_key_id": "clickhouse",
             "secret_access_key": "test-s3-secret",
         }

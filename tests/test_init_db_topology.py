@@ -43,8 +43,8 @@ def test_the_topology_reaches_clickhouse_through_named_collections():
         lab["kafka_sensor_data"]["kafka_topic_list"] == grown["kafka_sensor_data"]["kafka_topic_list"] == "sensor_data"
     )
     assert (lab["pg_prod"]["host"], grown["pg_prod"]["host"]) == ("pg01", "pg-other")
-    assert lab["s3_datasets"]["url"] == "http://minio01:9000/datasets/"
-    assert grown["s3_datasets"]["url"] == "http://objects02:9000/datasets/"
+    assert lab["s3_datasets"]["url"] == "https://minio01:9000/datasets/"
+    assert grown["s3_datasets"]["url"] == "https://objects02:9000/datasets/"
     # 002 names the collection, never a broker.
     sql = (r["grown_platform"] / "s1r1" / SCHEMA / "002_sensor_data.sql").read_text()
     assert "ENGINE = Kafka(kafka_sensor_data)" in sql and "kafka01" not in sql

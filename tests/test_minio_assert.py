@@ -1,5 +1,5 @@
 """The minio role's input checks (tasks/assert.yml): bad inventories fail before anything changes,
-with a message that names the culprit and the fix; a good one passes. Also the TLS switch of
+with a message that names the culprit and the fix; a good one passes. Also the TLS switch (minio_tls) of
 the rendered environment and the per-user policy the role derives from read_write/read_only/read_delete."""
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _render(tmp_path, extra: dict, user: int = 0) -> dict:
                         "dest": str(dest / "values.json"),
                         "mode": "0600",
                         "content": "{{ {'endpoint': minio_admin_endpoint, 'tls': __minio_tls | bool,"
-                        " 'policy': __minio_grant_policy} | to_json }}",
+                        " 'ca_file': minio_admin_ca_file, 'policy': __minio_grant_policy} | to_json }}",
                     },
                     "vars": {"item": f"{{{{ minio_users[{user}] }}}}"},
                 },
@@ -204,10 +204,15 @@ def _render(tmp_path, extra: dict, user: int = 0) -> dict:
     return values
 
 
-def test_plain_http_by_default_and_policy_of_clickhouse(tmp_path):
+def test_https_by_default_and_policy_of_clickhouse(tmp_path):
+    """minio_tls (the contract's, true): the modules reach the server under the host's inventory
+    name, which its certificate carries (not 127.0.0.1), verified against the platform's CA; the
+    console reaches the API under that name too."""
     values = _render(tmp_path, {})
-    assert values["endpoint"] == "http://127.0.0.1:9000" and values["tls"] is False
+    assert values["endpoint"] == "https://localhost:9000" and values["tls"] is True
+    assert values["ca_file"] == "/etc/chplatform/tls/ca.crt"
     assert 'MINIO_VOLUMES="/data/minio"' in values["env"]
+    assert 'MINIO_SERVER_URL="https://localhost:9000"' in values["env"]
     statements = values["policy"]["Statement"]
     by_action = {tuple(s["Action"]): sorted(s["Resource"]) for s in statements}
     assert by_action[("s3:GetBucketLocation", "s3:ListBucket")] == [
@@ -231,9 +236,16 @@ def test_airflow_deletes_expired_backups_but_never_writes_them(tmp_path):
     assert by_action[("s3:GetObject",)] == ["arn:aws:s3:::clickhouse-backups/*", "arn:aws:s3:::datasets/*"]
 
 
-def test_tls_switches_the_endpoint(tmp_path):
+def test_plain_http_without_minio_tls(tmp_path):
+    values = _render(tmp_path, {"minio_tls": False})
+    assert values["endpoint"] == "http://127.0.0.1:9000" and values["tls"] is False
+    assert "MINIO_SERVER_URL" not in values["env"]
+
+
+def test_a_certificate_of_ones_own_keeps_https_on_the_api_port(tmp_path):
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
     values = _render(tmp_path, {"minio_tls_cert": pem, "minio_tls_key": key, "minio_api_address": ":9443"})
-    assert values["endpoint"] == "https://127.0.0.1:9443" and values["tls"] is True
+    assert values["endpoint"] == "https://localhost:9443" and values["tls"] is True
     assert "--address :9443" in values["env"] and "--certs-dir /var/lib/minio-user/.minio/certs" in values["env"]
+    assert 'MINIO_SERVER_URL="https://localhost:9443"' in values["env"]

@@ -370,14 +370,18 @@ def _self_signed(directory):
 
 
 def test_modules_over_tls(tmp_path_factory):
-    """With public.crt/private.key in its certs dir (what minio_tls_cert/key install) MinIO serves
-    HTTPS; the modules verify its certificate against a given CA file and refuse it otherwise."""
+    """With public.crt/private.key in its certs dir MinIO serves HTTPS; the modules verify its
+    certificate against a given CA file and refuse it otherwise. The two files are symlinks to a
+    pair kept elsewhere, as the role links the pki role's pair (platform_tls_dir/minio/host.*)."""
     manifest = BUNDLE_DIR / "manifest.json"
     if not manifest.exists():
         pytest.skip(f"no artifact bundle at {BUNDLE_DIR} (run bin/bundle build)")
     binary = BUNDLE_DIR / json.loads(manifest.read_text())["minio"]["path"]
     work = tmp_path_factory.mktemp("minio-tls")
-    ca = _self_signed(work / "certs")
+    ca = _self_signed(work / "pki")
+    (work / "certs").mkdir()
+    for name in ("public.crt", "private.key"):
+        (work / "certs" / name).symlink_to(work / "pki" / name)
     port, console = _free_port(), _free_port()
     env = dict(os.environ, MINIO_ROOT_USER=ROOT_USER, MINIO_ROOT_PASSWORD=ROOT_PASSWORD, HOME=str(work))
     log = work / "minio.log"

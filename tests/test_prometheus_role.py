@@ -108,13 +108,17 @@ def test_every_component_of_the_inventory_is_a_job_on_the_contract_ports(rendere
     assert hosts_of(got["minio"]) == {"minio01.example.internal": "minio01.example.internal:9000"}
     assert got["minio"]["metrics_path"] == "/minio/v2/metrics/cluster"
     assert got["minio"]["authorization"]["credentials_file"] == "/etc/prometheus/minio.token"
+    # MinIO speaks HTTPS (minio_tls): scraped over it, its certificate verified against the platform's CA.
+    assert got["minio"]["scheme"] == "https"
+    assert got["minio"]["tls_config"] == {"ca_file": "/etc/chplatform/tls/ca.crt"}
+    assert "scheme" not in got["node"] and "tls_config" not in got["node"]
     assert len(hosts_of(got["node"])) == 9
     assert all(t.endswith(":9100") for t in hosts_of(got["node"]).values())
     probes = {s["labels"]["component"]: s["targets"][0] for s in got["blackbox_http"]["static_configs"]}
     assert probes == {
         "airflow": "http://airflow01.example.internal:8080/api/v2/monitor/health",
         "superset": "http://superset01.example.internal:8088/health",
-        "minio_console": "http://minio01.example.internal:9001/",
+        "minio_console": "https://minio01.example.internal:9001/",
     }
 
 
@@ -124,6 +128,18 @@ def test_without_a_clickhouse_server_its_jobs_are_left_out_and_named(rendered_wi
     assert "clickhouse" not in got and "clickhouse_keeper" not in got
     for job in ("clickhouse", "clickhouse_keeper"):
         assert f"# Not scraped: {job} (no ClickHouse server runs on these hosts" in text
+
+
+def test_minio_over_plain_http_is_scraped_and_probed_over_http(tmp_path):
+    got = jobs(render(tmp_path, "-e", "minio_tls=false"))
+    assert "scheme" not in got["minio"] and "tls_config" not in got["minio"]
+    probes = {s["labels"]["component"]: s["targets"][0] for s in got["blackbox_http"]["static_configs"]}
+    assert probes["minio_console"] == "http://minio01.example.internal:9001/"
+
+
+def test_the_blackbox_prober_verifies_https_targets_against_the_platform_ca(rendered):
+    module = yaml.safe_load((rendered / "blackbox.yml").read_text())["modules"]["http_2xx"]
+    assert module["http"]["tls_config"] == {"ca_file": "/etc/chplatform/tls/ca.crt"}
 
 
 def test_a_host_added_to_a_group_is_a_target_on_the_next_run(tmp_path):
@@ -164,7 +180,8 @@ def test_the_scrape_filter_leaves_out_empty_and_skipped_jobs():
             {"job": "a", "hosts": ["h1", "h2"], "port": "9100"},
             {"job": "b", "hosts": [], "port": 1},
             {"job": "c", "hosts": ["h3"], "port": 1, "skip": "no server"},
-            {"job": "d", "hosts": ["h4"], "port": 2, "path": "/m", "bearer_token_file": "/t"},
+            {"job": "d", "hosts": ["h4"], "port": 2, "path": "/m", "bearer_token_file": "/t"}
+            | {"scheme": "https", "ca_file": "/ca"},
         ],
         [{"component": "ui", "hosts": ["h5", "h6"], "url": "http://{host}:80/health"}, {"component": "x", "hosts": []}],
         "127.0.0.1:9115",
@@ -181,6 +198,8 @@ def test_the_scrape_filter_leaves_out_empty_and_skipped_jobs():
     ]
     assert configs[1]["metrics_path"] == "/m"
     assert configs[1]["authorization"] == {"type": "Bearer", "credentials_file": "/t"}
+    assert configs[1]["scheme"] == "https" and configs[1]["tls_config"] == {"ca_file": "/ca"}
+    assert "scheme" not in configs[0] and "tls_config" not in configs[0]
 
 
 def b64decode(part: str) -> bytes:

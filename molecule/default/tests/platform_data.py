@@ -113,8 +113,12 @@ MINIO_PY = "/opt/minio-admin-venv/bin/python"
 MINIO_COMMON = f"""set -a; . /etc/default/minio; set +a
 {MINIO_PY} - <<'PY'
 import hashlib, io, json, os
+import urllib3
 from minio import Minio
-m = Minio("127.0.0.1:9000", access_key=os.environ["MINIO_ROOT_USER"], secret_key=os.environ["MINIO_ROOT_PASSWORD"], secure=False)
+# HTTPS (minio_tls): under the name the certificate carries, verified against the platform's CA.
+http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs="/etc/chplatform/tls/ca.crt")
+m = Minio("minio01:9000", access_key=os.environ["MINIO_ROOT_USER"], secret_key=os.environ["MINIO_ROOT_PASSWORD"],
+          secure=True, http_client=http)
 """
 MINIO_WRITE = (
     MINIO_COMMON

@@ -131,7 +131,8 @@ def test_postgresql_is_up_and_every_ui_probe_succeeds():
 
 def test_minio_metrics_need_the_bearer_token():
     script = (
-        "code() { curl -s -o /dev/null -w '%{http_code}' \"$@\" http://minio01:9000/minio/v2/metrics/cluster; }; "
+        "code() { curl -s -o /dev/null -w '%{http_code}' --cacert /etc/chplatform/tls/ca.crt \"$@\" "
+        "https://minio01:9000/minio/v2/metrics/cluster; }; "
         'echo "$(code) $(code -H "Authorization: Bearer $(cat /etc/prometheus/minio.token)")"'
     )
     anonymous, authorized = data.remote("monitor01", script).split()

@@ -418,7 +418,8 @@ key=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").get
 secret=$(python3 -c 'import xml.etree.ElementTree as E; print(E.parse("'$cfg'").getroot().findtext(".//disks/s3_cold/secret_access_key"))')
 printf 'user = "%s:%s"\\n' "$key" "$secret" > /run/s3-probe.curlrc; chmod 600 /run/s3-probe.curlrc
 for b in {buckets}; do
-  code=$(curl -s -o /dev/null -w '%{{http_code}}' -K /run/s3-probe.curlrc --aws-sigv4 aws:amz:us-east-1:s3 "{endpoint}/$b/?list-type=2")
+  code=$(curl -s -o /dev/null -w '%{{http_code}}' -K /run/s3-probe.curlrc --cacert /etc/chplatform/tls/ca.crt \
+    --aws-sigv4 aws:amz:us-east-1:s3 "{endpoint}/$b/?list-type=2")
   echo "$b $code"
 done
 rm -f /run/s3-probe.curlrc"""
@@ -427,6 +428,7 @@ rm -f /run/s3-probe.curlrc"""
 @pytest.mark.parametrize("host", ["replica01", "replica02"])
 def test_clickhouse_hosts_list_their_minio_buckets_with_the_clickhouse_key(host):
     endpoint = collection(host, "s3_datasets")["url"].split("/datasets")[0]
+    assert endpoint == "https://minio01:9000", endpoint
     out = data.remote(host, S3_LIST.format(buckets="clickhouse-cold clickhouse-backups datasets", endpoint=endpoint))
     print(f"{host} -> MinIO {endpoint} with the clickhouse key: {out}")
     assert out.split("\n") == ["clickhouse-cold 200", "clickhouse-backups 200", "datasets 200"]

@@ -128,7 +128,9 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
     assert (int(conn["port"]) if conn["port"] else None) == port
     assert (conn["login"] or None) == login
     if conn_id == "minio_s3":
-        assert conn["extra_dejson"]["endpoint_url"] == "http://minio01:9000"
+        assert conn["extra_dejson"]["endpoint_url"] == "https://minio01:9000"
+        # botocore verifies MinIO's certificate against the platform's CA.
+        assert conn["extra_dejson"]["verify"] == "/etc/chplatform/tls/ca.crt"
     if conn_id == "kafka_default":
         assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
     if conn_id == "clickhouse_default":

@@ -1,6 +1,8 @@
 """Checks of the minio role from outside: the service, its files, and a consumer (s3client) that
-uses only the clickhouse/airflow users' keys over the S3 API (curl with AWS SigV4)."""
+uses only the clickhouse/airflow users' keys over the S3 API (curl with AWS SigV4), over HTTPS with
+the server verified against the platform's CA (minio_tls, the contract's default)."""
 
+import datetime
 import io
 import json
 import os
@@ -11,14 +13,21 @@ import uuid
 import docker
 import pytest
 import testinfra.utils.ansible_runner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.lab_secrets import lab_secret
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("minio")
 
 BUNDLE = os.path.join(os.environ.get("CHPLATFORM_CACHE", "/var/cache/chplatform"), "bundle")
-API = "http://minio01:9000"
+API = "https://minio01:9000"
 CLIENT = "s3client"
+# The platform CA's certificate (pki's install.yml on both hosts), what every client verifies MinIO against.
+CA = "/etc/chplatform/tls/ca.crt"
+CURL = f"curl --cacert {CA}"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +38,8 @@ def client():
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for ident, secret_file in identities.items():
-            data = (f'aws-sigv4 = "aws:amz:us-east-1:s3"\nuser = "{users[ident]}:{lab_secret(secret_file)}"\n').encode()
+            user = f'user = "{users[ident]}:{lab_secret(secret_file)}"\n'
+            data = (f'aws-sigv4 = "aws:amz:us-east-1:s3"\n{user}cacert = "{CA}"\n').encode()
             info = tarfile.TarInfo(f"s3/{ident}.curl")
             info.size, info.mode = len(data), 0o600
             tar.addfile(info, io.BytesIO(data))
@@ -91,9 +101,20 @@ def test_env_file_is_root_only(host):
     assert host.file("/etc/systemd/system/minio.service").contains("^EnvironmentFile=/etc/default/minio$")
 
 
-def test_no_tls_by_default(host):
-    assert not host.file("/var/lib/minio-user/.minio/certs/public.crt").exists
-    assert not host.file("/var/lib/minio-user/.minio/certs/private.key").exists
+def test_tls_files_are_the_hosts_pki_pair(host):
+    certs = "/var/lib/minio-user/.minio/certs"
+    links = {"public.crt": "/etc/chplatform/tls/minio/host.crt", "private.key": "/etc/chplatform/tls/minio/host.key",
+             "CAs/platform-ca.crt": CA}  # fmt: skip
+    for name, target in links.items():
+        link = host.file(f"{certs}/{name}")
+        assert link.is_symlink and link.linked_to == target, name
+    key = host.file("/etc/chplatform/tls/minio/host.key")
+    assert key.user == "minio-user" and key.mode == 0o600
+    # The key is the certificate's, and the certificate chains to the platform's CA and names the host.
+    check = host.run(f"openssl verify -CAfile {CA} -verify_hostname minio01 /etc/chplatform/tls/minio/host.crt")
+    assert check.rc == 0, check.stdout + check.stderr
+    env = host.file("/etc/default/minio")
+    assert env.contains('^MINIO_SERVER_URL="https://minio01:9000"$')
 
 
 def test_admin_venv(host):
@@ -106,10 +127,54 @@ def test_ports_and_health_from_another_host(host, client):
     assert any(a.endswith(":9000") and not a.startswith("127.") for a in listening), listening
     assert any(a.endswith(":9001") and not a.startswith("127.") for a in listening), listening
     for probe in ("live", "ready"):
-        code = client.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {API}/minio/health/{probe}")
+        code = client.check_output(f"{CURL} -s -o /dev/null -w '%{{http_code}}' {API}/minio/health/{probe}")
         assert code == "200", probe
-    console = client.check_output("curl -s -o /dev/null -w '%{http_code}' http://minio01:9001/")
+    console = client.check_output(f"{CURL} -s -o /dev/null -w '%{{http_code}}' https://minio01:9001/")
     assert console == "200"
+
+
+# --- TLS: HTTPS only, verified against the platform's CA -----------------------------------------
+
+
+def test_plain_http_is_refused(client):
+    for port in (9000, 9001):
+        out = client.run(f"curl -s -o /tmp/plain-body -w '%{{http_code}}' http://minio01:{port}/minio/health/live")
+        assert out.stdout != "200", f"port {port} answered plain HTTP: {out.stdout}"
+
+
+def other_ca() -> bytes:
+    """A CA's certificate that is not the platform's (same subject, another key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chplatform internal CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_client_trusting_another_ca_or_the_system_cas_is_refused(client):
+    pem = other_ca()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("other-ca.crt")
+        info.size = len(pem)
+        tar.addfile(info, io.BytesIO(pem))
+    docker.from_env().containers.get(CLIENT).put_archive("/tmp", buf.getvalue())
+    for trust in ("--cacert /tmp/other-ca.crt", ""):
+        out = client.run(f"curl -sS -o /dev/null {trust} {API}/minio/health/live")
+        # curl 60: the peer's certificate cannot be verified with the CAs given.
+        assert out.rc == 60, f"curl {trust or '(system CAs)'}: rc {out.rc} {out.stderr}"
+    # The platform's CA, but a name the certificate does not carry: refused too (curl 60, or 51).
+    address = client.check_output("getent ahostsv4 minio01 | awk 'NR==1 {print $1}'")
+    out = client.run(
+        f"{CURL} -sS -o /dev/null --resolve not-minio:9000:{address} https://not-minio:9000/minio/health/live"
+    )
+    assert out.rc in (51, 60), f"rc {out.rc} {out.stderr}"
 
 
 # --- buckets -------------------------------------------------------------------------------------
@@ -188,7 +253,7 @@ def test_data_survives_a_restart(host, client):
     before = host.check_output("systemctl show -p MainPID --value minio")
     host.run("systemctl restart minio")
     for _ in range(60):
-        ready = client.run(f"curl -s -o /dev/null -w '%{{http_code}}' {API}/minio/health/ready").stdout
+        ready = client.run(f"{CURL} -s -o /dev/null -w '%{{http_code}}' {API}/minio/health/ready").stdout
         if ready == "200":
             break
         time.sleep(1)

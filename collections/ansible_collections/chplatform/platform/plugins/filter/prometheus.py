@@ -48,6 +48,10 @@ def prometheus_scrape_configs(
                 {"targets": [f"{host}:{int(job['port'])}"], "labels": {"host": host}} for host in job["hosts"]
             ],
         }
+        if job.get("scheme", "http") != "http":
+            config["scheme"] = job["scheme"]
+        if job.get("ca_file"):
+            config["tls_config"] = {"ca_file": job["ca_file"]}
         if job.get("bearer_token_file"):
             config["authorization"] = {"type": "Bearer", "credentials_file": job["bearer_token_file"]}
         configs.append(config)

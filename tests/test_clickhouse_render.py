@@ -65,8 +65,8 @@ def renders() -> dict[str, Path]:
 @pytest.mark.parametrize("name", TOPOLOGIES)
 def test_every_file_is_well_formed_xml(renders, name):
     files = list(renders[name].rglob("*.xml"))
-    # 13 server drop-ins per server (+ keeper_server.xml on embedded members), 1 per standalone Keeper.
-    expected = sum(13 + (h in keepers(name)) for h in servers(name)) + len(set(keepers(name)) - set(servers(name)))
+    # 14 server drop-ins per server (+ keeper_server.xml on embedded members), 1 per standalone Keeper.
+    expected = sum(14 + (h in keepers(name)) for h in servers(name)) + len(set(keepers(name)) - set(servers(name)))
     assert len(files) == expected
     for path in files:
         assert xml(path).tag == "clickhouse", path
@@ -191,6 +191,20 @@ def test_lab_storage_collections_logs_metrics(renders):
             "access_key_id": "clickhouse",
             "secret_access_key": "test-s3-secret",
         }
+        # Kafka: SASL over TLS as user clickhouse (kafka_users), the brokers verified against the CA.
+        kafka = {c.tag: c.text for c in collections.find("kafka_sensor_data")}
+        assert kafka == {
+            "kafka_broker_list": "kafka01:9092",
+            "kafka_topic_list": "sensor_data",
+            "kafka_group_name": "clickhouse_sensor_data",
+            "kafka_security_protocol": "sasl_ssl",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "clickhouse",
+            "kafka_sasl_password": "test-kafka-clickhouse",
+        }
+        librdkafka = server_conf(root, host, "kafka.xml").find("kafka")
+        assert librdkafka.findtext("ssl_ca_location") == "/etc/chplatform/tls/ca.crt"
+        assert librdkafka.findtext("ssl_endpoint_identification_algorithm") == "https"
 
         logs = server_conf(root, host, "system_logs.xml")
         for table in ("query_log", "query_thread_log", "part_log", "error_log", "session_log", "metric_log",

@@ -13,7 +13,15 @@ SHA = "0" * 64
 
 
 def inventory(tmp_path, hosts: dict, **group_vars) -> str:
-    defaults = {"kafka_artifact_sha256": SHA, "kafka_data_dir": str(tmp_path / "data")}
+    defaults = {
+        "kafka_artifact_sha256": SHA,
+        "kafka_data_dir": str(tmp_path / "data"),
+        # The clients' SCRAM users of the contract (kafka_users) take their passwords from these.
+        **{
+            f"vault_kafka_{user}_password": f"test-{user}"
+            for user in ("clickhouse", "producer", "airflow", "monitoring")
+        },
+    }
     return local_inventory(tmp_path, {"kafka": hosts}, **{**defaults, **group_vars})
 
 
@@ -89,6 +97,13 @@ CASES = [
         THREE,
         {"kafka_external_listener_port": 9093},
         "kafka_external_listener_port on k1 is 9093",
+        "use a port other than kafka_port, kafka_controller_port and kafka_broker_port",
+    ),
+    (
+        "broker-port-taken",
+        THREE,
+        {"kafka_broker_port": 9092},
+        "kafka_broker_port on k1 is 9092",
         "use a port other than kafka_port and kafka_controller_port",
     ),
     ("no-max-heap", THREE, {"kafka_heap_opts": "-Xms1g"}, "kafka_heap_opts on k1 is '-Xms1g'", "-Xmx1g"),

@@ -5,6 +5,7 @@ moves nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
@@ -133,3 +134,23 @@ def test_a_watch_without_a_topic_is_refused():
     )
     assert out.returncode == 2
     assert "write GROUP:TOPIC" in out.stderr
+
+
+def test_client_settings_file_is_read_as_librdkafka_keys(tmp_path):
+    """The settings file the unit hands over (a systemd credential): key=value lines, comments skipped,
+    a line without "=" refused by name. Run with the host's python3, as the unit does."""
+    probe = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('exporter', {str(EXPORTER)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "print(json.dumps(m.read_properties(sys.argv[1])))\n"
+    )
+    good = tmp_path / "kafka.properties"
+    good.write_text("# managed\nsecurity.protocol=SASL_SSL\nsasl.password=a=b\n\n")
+    run = subprocess.run(["/usr/bin/python3", "-c", probe, str(good)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"security.protocol": "SASL_SSL", "sasl.password": "a=b"}
+    bad = tmp_path / "bad.properties"
+    bad.write_text("security.protocol\n")
+    run = subprocess.run(["/usr/bin/python3", "-c", probe, str(bad)], capture_output=True, text=True, check=False)
+    assert run.returncode != 0 and "'security.protocol' is not key=value" in run.stderr

@@ -13,6 +13,9 @@ import time
 
 from sensor_producer.producer import Stats, send_messages
 
+# The SASL password never goes on the command line (other users see it there).
+PASSWORD_ENV = "KAFKA_SASL_PASSWORD"  # noqa: S105  the name of a variable, not a password
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -30,7 +33,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="random seed, for reproducible message contents")
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds to wait for a broker")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--acks", default="all", choices=["all", "1", "0"], help="acknowledgements awaited (default all)")
+    sec = p.add_argument_group("security", "TLS and SASL (the password from the environment, KAFKA_SASL_PASSWORD)")
+    sec.add_argument("--security-protocol", default="PLAINTEXT", choices=["PLAINTEXT", "SSL", "SASL_SSL"])
+    sec.add_argument("--sasl-mechanism", default="SCRAM-SHA-512", help="default %(default)s")
+    sec.add_argument("--sasl-username", help="the producer's Kafka user (SASL_SSL)")
+    sec.add_argument("--ssl-cafile", help="CA certificate the brokers are verified against (SSL, SASL_SSL)")
     args = p.parse_args(argv)
+    if args.security_protocol == "SASL_SSL" and not (args.sasl_username and os.environ.get(PASSWORD_ENV)):
+        p.error(f"--security-protocol SASL_SSL needs --sasl-username and the password in {PASSWORD_ENV}")
+    if args.security_protocol != "PLAINTEXT" and not args.ssl_cafile:
+        p.error(f"--security-protocol {args.security_protocol} needs --ssl-cafile (the brokers' CA)")
     if args.count is not None and args.count < 0:
         p.error("--count must be >= 0")
     if not 0 <= args.malformed_fraction <= 1:
@@ -60,12 +73,27 @@ def unreachable_errors() -> tuple[type[Exception], ...]:
     return tuple(e for e in (getattr(errors, "NoBrokersAvailable", None), errors.KafkaTimeoutError) if e)
 
 
-def make_producer(bootstrap: str, timeout: float):
+def security_config(args: argparse.Namespace) -> dict:
+    """kafka-python's TLS/SASL settings from the options (brokers verified against the CA and by name)."""
+    config: dict = {"security_protocol": args.security_protocol}
+    if args.security_protocol != "PLAINTEXT":
+        config.update(ssl_cafile=args.ssl_cafile, ssl_check_hostname=True)
+    if args.security_protocol == "SASL_SSL":
+        config.update(
+            sasl_mechanism=args.sasl_mechanism,
+            sasl_plain_username=args.sasl_username,
+            sasl_plain_password=os.environ[PASSWORD_ENV],
+        )
+    return config
+
+
+def make_producer(bootstrap: str, timeout: float, acks: str = "all", security: dict | None = None):
     from kafka import KafkaProducer
 
     return KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
-        acks=1,
+        acks=acks if acks == "all" else int(acks),
+        **(security or {}),
         linger_ms=20,
         batch_size=256 * 1024,
         retries=5,
@@ -112,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupts = Interrupts()
     interrupts.install()
     try:
-        producer = make_producer(args.bootstrap_servers, args.connect_timeout)
+        producer = make_producer(args.bootstrap_servers, args.connect_timeout, args.acks, security_config(args))
     except unreachable_errors():
         print(
             f"sensor-producer: no Kafka broker answered at {args.bootstrap_servers} "

@@ -73,23 +73,30 @@ def postgresql() -> dict:
 # --------------------------------------------------------------------------- Kafka
 
 KAFKA_PY = "/opt/kafka-admin-venv/bin/python"
+# The Kafka host's admin path: TLS on the brokers' listener with its own certificate (a super user).
+KAFKA_TLS = (
+    'TLS = dict(bootstrap_servers="kafka01:9094", security_protocol="SSL", ssl_cafile="/etc/chplatform/tls/ca.crt", '
+    'ssl_certfile="/etc/chplatform/tls/kafka/host.crt", ssl_keyfile="/etc/chplatform/tls/kafka/host.key")'
+)
 KAFKA_WRITE = f"""{KAFKA_PY} - <<'PY'
+{KAFKA_TLS}
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-admin = KafkaAdminClient(bootstrap_servers="kafka01:9092")
+admin = KafkaAdminClient(**TLS)
 if "{PROBE}" not in admin.list_topics():
     admin.create_topics([NewTopic("{PROBE}", num_partitions=1, replication_factor=1)])
 admin.close()
-p = KafkaProducer(bootstrap_servers="kafka01:9092", acks="all")
+p = KafkaProducer(acks="all", **TLS)
 for i in range({MESSAGES}):
     p.send("{PROBE}", f"probe-{{i}}".encode())
 p.flush()
 p.close()
 PY"""
 KAFKA_READ = f"""{KAFKA_PY} - <<'PY'
+{KAFKA_TLS}
 import hashlib, json
 from kafka import KafkaConsumer, TopicPartition
-c = KafkaConsumer(bootstrap_servers="kafka01:9092", enable_auto_commit=False, consumer_timeout_ms=5000)
+c = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=5000, **TLS)
 tp = TopicPartition("{PROBE}", 0)
 c.assign([tp]); c.seek_to_beginning(tp)
 end = c.end_offsets([tp])[tp]

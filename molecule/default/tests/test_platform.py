@@ -434,63 +434,93 @@ def test_clickhouse_hosts_list_their_minio_buckets_with_the_clickhouse_key(host)
     assert out.split("\n") == ["clickhouse-cold 200", "clickhouse-backups 200", "datasets 200"]
 
 
-KAFKA_METADATA = r"""python3 - <<'PY'
-import socket, struct
-def metadata(host, port):
-    # Metadata request v0 for all topics (an empty list), Kafka's wire protocol: the first request
-    # of any client, the Kafka engine's included.
-    client = b"probe"
-    body = struct.pack(">hhih", 3, 0, 1, len(client)) + client + struct.pack(">i", 0)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", s.recv(4))[0]
-        buf = b""
-        while len(buf) < size:
-            buf += s.recv(size - len(buf))
-    pos = 4
-    brokers = []
-    (n,) = struct.unpack_from(">i", buf, pos); pos += 4
-    for _ in range(n):
-        node, hlen = struct.unpack_from(">ih", buf, pos); pos += 6
-        name = buf[pos:pos + hlen].decode(); pos += hlen
-        (bport,) = struct.unpack_from(">i", buf, pos); pos += 4
-        brokers.append(f"{node}@{name}:{bport}")
-    topics = []
-    (n,) = struct.unpack_from(">i", buf, pos); pos += 4
-    for _ in range(n):
-        err, tlen = struct.unpack_from(">hh", buf, pos); pos += 4
-        topics.append(buf[pos:pos + tlen].decode()); pos += tlen
-        (parts,) = struct.unpack_from(">i", buf, pos); pos += 4
-        for _ in range(parts):
-            pos += 2 + 4 + 4
-            (r,) = struct.unpack_from(">i", buf, pos); pos += 4 + 4 * r
-            (i,) = struct.unpack_from(">i", buf, pos); pos += 4 + 4 * i
-    return brokers, topics
+KAFKA_SASL_HANDSHAKE = r"""python3 - <<'PY'
+import socket, ssl, struct
+# TLS to the first broker of the collection, verified against the platform's CA and by name (what
+# librdkafka does with config.d/kafka.xml), then a SaslHandshake request v1 naming the collection's
+# mechanism: the broker answers with its error code and the mechanisms its listener accepts.
 host, port = "%s".split(",")[0].rsplit(":", 1)
-brokers, topics = metadata(host, port)
-print(" ".join(brokers) + "|" + " ".join(sorted(topics)))
+mechanism = b"%s"
+ctx = ssl.create_default_context(cafile="/etc/chplatform/tls/ca.crt")
+body = struct.pack(">hhih", 17, 1, 7, 5) + b"probe" + struct.pack(">h", len(mechanism)) + mechanism
+with socket.create_connection((host, int(port)), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
+    s.sendall(struct.pack(">i", len(body)) + body)
+    size = struct.unpack(">i", s.recv(4))[0]
+    buf = b""
+    while len(buf) < size:
+        buf += s.recv(size - len(buf))
+    version = s.version()
+corr, err, n = struct.unpack_from(">ihi", buf, 0)
+pos, mechanisms = 10, []
+for _ in range(n):
+    (ln,) = struct.unpack_from(">h", buf, pos)
+    mechanisms.append(buf[pos + 2:pos + 2 + ln].decode()); pos += 2 + ln
+print(f"{version}|{err}|{' '.join(mechanisms)}")
 PY"""
 
 
 @pytest.mark.parametrize("host", ["replica01", "replica02"])
-def test_clickhouse_hosts_get_kafka_metadata_from_the_named_collection_brokers(host):
+def test_clickhouse_hosts_reach_kafka_over_verified_tls_with_the_collections_mechanism(host):
     kafka = collection(host, "kafka_sensor_data")
-    out = data.remote(host, KAFKA_METADATA % kafka["kafka_broker_list"])
-    brokers, topics = out.split("|")
-    print(f"{host} -> Kafka {kafka['kafka_broker_list']}: brokers {brokers}; topics {topics}")
-    assert brokers.startswith("1@kafka01:9092") and kafka["kafka_topic_list"] in topics.split()
+    assert kafka["kafka_security_protocol"] == "sasl_ssl" and kafka["kafka_sasl_username"] == "clickhouse"
+    out = data.remote(host, KAFKA_SASL_HANDSHAKE % (kafka["kafka_broker_list"], kafka["kafka_sasl_mechanism"]))
+    version, err, mechanisms = out.split("|")
+    print(f"{host} -> Kafka {kafka['kafka_broker_list']}: {version}, SASL mechanisms {mechanisms} (error {err})")
+    assert version in ("TLSv1.2", "TLSv1.3") and err == "0" and kafka["kafka_sasl_mechanism"] in mechanisms.split()
+
+
+def kafka_sasl(user: str, password: str) -> dict:
+    """kafka-python settings of a SCRAM user on the lab's external listener (localhost:29092), verified
+    against the lab's CA (kafka01's certificate names localhost)."""
+    return {
+        "bootstrap_servers": "localhost:29092",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+        "ssl_cafile": str(data.STATE / "pki" / "ca.crt"),
+    }
+
+
+def test_the_kafka_collections_user_reads_the_sensor_topic_with_its_group():
+    """The credentials ClickHouse's named collection carries log in and may read the sensor topic with
+    its group (the ACLs of kafka_users); the Kafka engine itself is not run here."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    kafka = collection("replica01", "kafka_sensor_data")
+    consumer = KafkaConsumer(
+        group_id=kafka["kafka_group_name"],
+        enable_auto_commit=False,
+        **kafka_sasl(kafka["kafka_sasl_username"], kafka["kafka_sasl_password"]),
+    )
+    try:
+        parts = [
+            TopicPartition(kafka["kafka_topic_list"], p)
+            for p in consumer.partitions_for_topic(kafka["kafka_topic_list"])
+        ]
+        committed = {tp.partition: consumer.committed(tp) for tp in parts}
+    finally:
+        consumer.close()
+    print(f"user {kafka['kafka_sasl_username']}, group {kafka['kafka_group_name']}: committed offsets {committed}")
+    if not clickhouse_available():
+        print(f"skipped: ClickHouse's Kafka engine consuming with these settings: {NO_CLICKHOUSE}")
+    assert len(parts) == 3
 
 
 def test_the_producer_on_the_controller_delivers_every_message():
     from kafka import KafkaConsumer, TopicPartition
 
     n = 2000
-    consumer = KafkaConsumer(bootstrap_servers="localhost:29092", enable_auto_commit=False, consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        enable_auto_commit=False, consumer_timeout_ms=10000, **kafka_sasl("clickhouse", data.secret("kafka_clickhouse"))
+    )
     parts = [TopicPartition("sensor_data", p) for p in consumer.partitions_for_topic("sensor_data")]
     start = consumer.end_offsets(parts)
     producer = shutil.which("sensor-producer") or str(Path(sys.executable).parent / "sensor-producer")
     sent = subprocess.run(
-        [producer, "--bootstrap-servers", "localhost:29092", "--topic", "sensor_data", "--count", str(n), "--rate", "0"],
+        [producer, "--bootstrap-servers", "localhost:29092", "--topic", "sensor_data", "--count", str(n), "--rate", "0",
+         "--security-protocol", "SASL_SSL", "--sasl-username", "producer", "--ssl-cafile", str(data.STATE / "pki" / "ca.crt")],
+        env={**os.environ, "KAFKA_SASL_PASSWORD": data.secret("kafka_producer")},
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert sent.returncode == 0, sent.stderr[-2000:]
@@ -503,7 +533,9 @@ def test_the_producer_on_the_controller_delivers_every_message():
     while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
         got += sum(len(batch) for batch in consumer.poll(timeout_ms=2000).values())
     consumer.close()
-    print(f"producer on the controller: sent {n}, consumed {got} from localhost:29092")
+    print(
+        f"producer on the controller (SASL_SSL, user producer, acks=all): sent {n}, consumed {got} from localhost:29092"
+    )
     assert got == n
 
 

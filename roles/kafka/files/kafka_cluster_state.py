@@ -30,7 +30,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True, help="comma-separated host:port of brokers")
     parser.add_argument("--timeout-ms", type=int, default=10000)
+    parser.add_argument("--cafile", help="TLS: the CA the brokers are verified against")
+    parser.add_argument("--certfile", help="TLS: this host's certificate (its identity)")
+    parser.add_argument("--keyfile", help="TLS: this host's key")
     args = parser.parse_args()
+    tls = (
+        {
+            "security_protocol": "SSL",
+            "ssl_cafile": args.cafile,
+            "ssl_certfile": args.certfile,
+            "ssl_keyfile": args.keyfile,
+        }
+        if args.cafile
+        else {}
+    )
     try:
         from kafka.admin import KafkaAdminClient
 
@@ -39,6 +52,7 @@ def main() -> int:
             client_id="chplatform-cluster-state",
             request_timeout_ms=args.timeout_ms,
             bootstrap_timeout_ms=args.timeout_ms,
+            **tls,
         )
     except Exception as exc:  # nothing answers: a cluster that is not running yet, or is down
         print(json.dumps({"reachable": False, "error": f"{type(exc).__name__}: {exc}"}))

@@ -27,10 +27,29 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 LOG = logging.getLogger("kafka-lag-exporter")
 
 
-def read_lag(bootstrap: str, group: str, topic: str, timeout: float) -> dict[int, tuple[int, int, int]]:
+def read_properties(path: str | None) -> dict[str, str]:
+    """librdkafka settings (key=value lines, # comments): how to connect (TLS, SASL user and password)."""
+    if not path:
+        return {}
+    settings = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, sep, value = line.partition("=")
+                if not sep:
+                    raise SystemExit(f"{path}: {line!r} is not key=value")
+                settings[key.strip()] = value.strip()
+    return settings
+
+
+def read_lag(
+    bootstrap: str, group: str, topic: str, timeout: float, settings: dict[str, str] | None = None
+) -> dict[int, tuple[int, int, int]]:
     """{partition: (committed offset or -1, high watermark, lag)} of one group on one topic."""
     consumer = Consumer(
         {
+            **(settings or {}),
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "enable.auto.commit": False,
@@ -53,8 +72,10 @@ def read_lag(bootstrap: str, group: str, topic: str, timeout: float) -> dict[int
 
 
 class LagCollector:
-    def __init__(self, bootstrap: str, watches: list[tuple[str, str]], timeout: float) -> None:
-        self.bootstrap, self.watches, self.timeout = bootstrap, watches, timeout
+    def __init__(
+        self, bootstrap: str, watches: list[tuple[str, str]], timeout: float, settings: dict[str, str] | None = None
+    ) -> None:
+        self.bootstrap, self.watches, self.timeout, self.settings = bootstrap, watches, timeout, settings
         self.lock = threading.Lock()
 
     def collect(self):
@@ -75,7 +96,7 @@ class LagCollector:
         with self.lock:  # one scrape at a time: each opens its own connections
             for group, topic in self.watches:
                 try:
-                    partitions = read_lag(self.bootstrap, group, topic, self.timeout)
+                    partitions = read_lag(self.bootstrap, group, topic, self.timeout, self.settings)
                 except KafkaException as exc:
                     LOG.warning("group %s, topic %s: %s", group, topic, exc)
                     up = 0
@@ -103,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen-address", default="")
     parser.add_argument("--port", type=int, default=9308)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per Kafka request")
+    parser.add_argument("--client-config", help="librdkafka settings file (key=value): TLS and the SASL user")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    REGISTRY.register(LagCollector(args.bootstrap_servers, args.watch, args.timeout))
+    REGISTRY.register(
+        LagCollector(args.bootstrap_servers, args.watch, args.timeout, read_properties(args.client_config))
+    )
     start_http_server(args.port, addr=args.listen_address or "0.0.0.0")  # noqa: S104  "" means every address
     LOG.info("serving on %s:%s, watching %s", args.listen_address or "*", args.port, args.watch)
     stop = threading.Event()

@@ -132,7 +132,17 @@ def test_connection(conn_id: str, conn_type: str, host: str | None, port: int | 
         # botocore verifies MinIO's certificate against the platform's CA.
         assert conn["extra_dejson"]["verify"] == "/etc/chplatform/tls/ca.crt"
     if conn_id == "kafka_default":
-        assert conn["extra_dejson"] == {"bootstrap.servers": "kafka01:9092", "group.id": "airflow"}
+        # SASL_SSL as Kafka user airflow (its SCRAM password from the lab's secrets), the CA verifying the brokers.
+        extra = dict(conn["extra_dejson"])
+        assert len(extra.pop("sasl.password")) >= 16
+        assert extra == {
+            "bootstrap.servers": "kafka01:9092",
+            "group.id": "airflow",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "airflow",
+            "ssl.ca.location": "/etc/chplatform/tls/ca.crt",
+        }
     if conn_id == "clickhouse_default":
         # HTTPS, the server verified against the platform's CA (platform_clickhouse_tls).
         assert conn["extra_dejson"] == {"secure": "true", "verify": "true", "ca_cert": "/etc/chplatform/tls/ca.crt"}

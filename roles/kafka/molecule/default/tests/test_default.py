@@ -33,9 +33,17 @@ def node(name: str):
     return testinfra.get_host(f"docker://{name}")
 
 
+# The Kafka hosts' admin path: TLS on the brokers' listener (9094) with the node's own certificate,
+# a super user. Every admin script of these tests starts with it.
+ADMIN_TLS = (
+    'TLS = dict(security_protocol="SSL", ssl_cafile="/etc/chplatform/tls/ca.crt", '
+    'ssl_certfile="/etc/chplatform/tls/kafka/host.crt", ssl_keyfile="/etc/chplatform/tls/kafka/host.key")\n'
+)
+
+
 def py(name: str, script: str, timeout: int = 120) -> str:
     """Run a kafka-python script with the admin venv on a node; return its stdout, fail on error."""
-    cmd = f"timeout {timeout} {PYTHON} - <<'PY'\n{textwrap.dedent(script)}\nPY"
+    cmd = f"timeout {timeout} {PYTHON} - <<'PY'\n{ADMIN_TLS}{textwrap.dedent(script)}\nPY"
     result = node(name).run(cmd)
     assert result.rc == 0, f"script on {name} failed (rc={result.rc}): {result.stderr}\n{result.stdout}"
     return result.stdout.strip()
@@ -68,7 +76,7 @@ def running_broker_config(key: str) -> dict[int, str]:
         f"""
         import json
         from kafka.admin import ConfigResource, KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="kafka01:9092")
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
         res = admin.describe_configs([ConfigResource("BROKER", str(b), configs={{"{key}": None}}) for b in (1, 2, 3)],
                                      config_filter="all")["broker"]
         print(json.dumps({{b: res[b]["{key}"]["value"] for b in res}}))
@@ -78,7 +86,14 @@ def running_broker_config(key: str) -> dict[int, str]:
 
 
 def topic_module(args: dict, *extra: str) -> subprocess.CompletedProcess:
-    params = {"bootstrap_servers": ["kafka01:9092", "kafka02:9092", "kafka03:9092"], **args}
+    params = {
+        "bootstrap_servers": ["kafka01:9094", "kafka02:9094", "kafka03:9094"],
+        "security_protocol": "SSL",
+        "ssl_cafile": "/etc/chplatform/tls/ca.crt",
+        "ssl_certfile": "/etc/chplatform/tls/kafka/host.crt",
+        "ssl_keyfile": "/etc/chplatform/tls/kafka/host.key",
+        **args,
+    }
     return ansible(
         "ansible",
         "kafka01",
@@ -110,8 +125,8 @@ def test_service_runs_java_directly(host):
 
 
 def test_listeners_answer(host):
-    assert host.socket("tcp://0.0.0.0:9092").is_listening
-    assert host.socket("tcp://0.0.0.0:9093").is_listening
+    for port in (9092, 9093, 9094):
+        assert host.socket(f"tcp://0.0.0.0:{port}").is_listening, port
 
 
 def test_jmx_exporter_serves_the_contract_metrics(host):
@@ -160,7 +175,13 @@ def test_server_properties(host):
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == str(NODES[name])
     assert props["controller.quorum.bootstrap.servers"] == "kafka01:9093,kafka02:9093,kafka03:9093"
-    assert f"PLAINTEXT://{name}:9092" in props["advertised.listeners"]
+    assert f"CLIENT://{name}:9092" in props["advertised.listeners"]
+    assert f"BROKER://{name}:9094" in props["advertised.listeners"]
+    assert props["inter.broker.listener.name"] == "BROKER"
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,BROKER:SSL,CONTROLLER:SSL,EXTERNAL:SASL_SSL"
+    assert props["super.users"] == "User:kafka01;User:kafka02;User:kafka03"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert "PLAINTEXT" not in props["listeners"]
     assert props["log.dirs"] == "/data/kafka"
     for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor"):
         assert props[key] == "3", key
@@ -198,7 +219,7 @@ def test_quorum_has_three_voters(host, once):
         """
         import json
         from kafka.admin import KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="kafka02:9092")
+        admin = KafkaAdminClient(bootstrap_servers="kafka02:9094", **TLS)
         part = admin.describe_metadata_quorum()["topics"][0]["partitions"][0]
         cluster = admin.describe_cluster()
         print(json.dumps({"voters": sorted(v["replica_id"] for v in part["current_voters"]),
@@ -216,7 +237,7 @@ def test_quorum_tool_via_java(host, once):
     # The stock tool, run with java and the libs/ classpath (no bin/*.sh in the distribution).
     out = node("kafka03").check_output(
         "java -cp '/opt/kafka/current/libs/*' org.apache.kafka.tools.MetadataQuorumCommand "
-        "--bootstrap-server kafka03:9092 describe --status 2>/dev/null"
+        "--bootstrap-server kafka03:9094 --command-config /etc/kafka/server.properties describe --status 2>/dev/null"
     )
     voters = next(line for line in out.splitlines() if line.startswith("CurrentVoters:"))
     assert all(f'"id": {i}' in voters for i in (1, 2, 3)), voters
@@ -228,7 +249,7 @@ def test_message_produced_on_one_broker_is_consumed_on_another(host, once):
         "kafka01",
         f"""
         from kafka import KafkaProducer
-        p = KafkaProducer(bootstrap_servers="kafka01:9092", acks="all")
+        p = KafkaProducer(bootstrap_servers="kafka01:9094", **TLS, acks="all")
         p.send("sensor_data", b"{marker}").get(timeout=60)
         p.flush(); p.close()
         """,
@@ -237,7 +258,7 @@ def test_message_produced_on_one_broker_is_consumed_on_another(host, once):
         "kafka03",
         f"""
         from kafka import KafkaConsumer
-        c = KafkaConsumer("sensor_data", bootstrap_servers="kafka03:9092", auto_offset_reset="earliest",
+        c = KafkaConsumer("sensor_data", bootstrap_servers="kafka03:9094", **TLS, auto_offset_reset="earliest",
                           consumer_timeout_ms=20000, enable_auto_commit=False)
         for m in c:
             if m.value == b"{marker}":
@@ -248,16 +269,175 @@ def test_message_produced_on_one_broker_is_consumed_on_another(host, once):
     assert out == "found"
 
 
-def test_external_listener_advertised_as_localhost(host, once):
+STATE = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser()
+CA = "/etc/chplatform/tls/ca.crt"
+
+
+def secret(name: str) -> str:
+    """A lab secret (inventories/lab/group_vars/all/secrets.yml), read on the controller."""
+    return (STATE / "secrets" / name).read_text().split()[0]
+
+
+def sasl_py(name: str, user: str, script: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """A kafka-python script on a node as Kafka user `user` (SASL_SSL, SCRAM, the CA): the script and
+    the password go through stdin, never on a command line. SASL = the client settings."""
+    head = (
+        f'SASL = dict(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="{user}", '
+        f'sasl_plain_password=PASSWORD, ssl_cafile="{CA}")\n'
+    )
+    body = f"PASSWORD = {secret('kafka_' + user)!r}\n{head}{textwrap.dedent(script)}"
+    return subprocess.run(
+        ["docker", "exec", "-i", name, "timeout", str(timeout), PYTHON, "-"],
+        input=body, capture_output=True, text=True, timeout=timeout + 30, check=False,
+    )  # fmt: skip
+
+
+def test_external_listener_advertised_as_localhost_over_sasl_ssl(host, once):
+    """The extra listener speaks SASL_SSL too; kafka01's certificate names localhost (pki_extra_names)."""
+    run = sasl_py(
+        "kafka01",
+        "clickhouse",
+        """
+        from kafka import KafkaConsumer
+        c = KafkaConsumer(bootstrap_servers="localhost:29092", **SASL)
+        assert c.partitions_for_topic("sensor_data")
+        print(sorted((b.nodeId, b.host, b.port) for b in c._client.cluster.brokers()))
+        c.close()
+        """,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[(1, 'localhost', 29092)]"
+
+
+def test_users_and_acls_are_code(host, once):
+    """Every user of kafka_users has its SCRAM credential; ClickHouse's ACLs are exactly the listed ones."""
     out = py(
         "kafka01",
         """
-        from kafka.admin import KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="localhost:29092")
-        print(sorted((b["broker_id"], b["host"], b["port"]) for b in admin.describe_cluster()["brokers"]))
+        import json
+        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                                 KafkaAdminClient, ResourcePatternFilter, ResourceType)
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
+        users = admin.describe_user_scram_credentials()
+        every = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+        acls, _ = admin.describe_acls(ACLFilter("User:clickhouse", "*", ACLOperation.ANY, ACLPermissionType.ANY, every))
+        print(json.dumps({"users": sorted(u for u, v in users.items() if v["credential_infos"]),
+                          "acls": sorted(f"{a.resource_pattern.resource_type.name} {a.resource_pattern.resource_name} "
+                                         f"{a.operation.name} {a.permission_type.name}" for a in acls)}))
         """,
     )
-    assert out == "[(1, 'localhost', 29092)]"
+    state = json.loads(out)
+    assert state["users"] == ["airflow", "clickhouse", "monitoring", "producer"]
+    assert state["acls"] == [
+        "GROUP clickhouse_sensor_data DESCRIBE ALLOW",
+        "GROUP clickhouse_sensor_data READ ALLOW",
+        "TOPIC sensor_data DESCRIBE ALLOW",
+        "TOPIC sensor_data READ ALLOW",
+    ]
+
+
+ACL_PROBE = """
+import json
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except Exception as exc:
+        return type(exc).__name__
+def produce(topic):
+    p = KafkaProducer(bootstrap_servers="kafka01:9092", acks="all", max_block_ms=15000, **SASL)
+    try:
+        p.send(topic, b"acl-probe").get(timeout=20)
+    finally:
+        p.close(timeout=5)
+def consume(topic, group):
+    c = KafkaConsumer(topic, bootstrap_servers="kafka01:9092", group_id=group, auto_offset_reset="earliest",
+                      consumer_timeout_ms=8000, enable_auto_commit=False, **SASL)
+    try:
+        next(iter(c))
+    finally:
+        c.close()
+print(json.dumps({%s}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("user", "probes", "expected"),
+    [
+        (
+            "producer",
+            '"write": attempt(lambda: produce("sensor_data")), "read": attempt(lambda: consume("sensor_data", "x")), '
+            '"other_topic": attempt(lambda: produce("molecule_events"))',
+            {"write": "ok", "read": "TopicAuthorizationFailedError", "other_topic": "TopicAuthorizationFailedError"},
+        ),
+        (
+            "clickhouse",
+            '"read": attempt(lambda: consume("sensor_data", "clickhouse_sensor_data")), '
+            '"write": attempt(lambda: produce("sensor_data")), '
+            '"other_group": attempt(lambda: consume("sensor_data", "not_clickhouse")), '
+            '"other_topic": attempt(lambda: consume("molecule_events", "clickhouse_sensor_data"))',
+            {
+                "read": "ok",
+                "write": "TopicAuthorizationFailedError",
+                "other_group": "GroupAuthorizationFailedError",
+                "other_topic": "TopicAuthorizationFailedError",
+            },
+        ),
+    ],
+)
+def test_a_scram_user_can_do_only_what_its_acls_allow(host, once, user, probes, expected):
+    run = sasl_py("kafka02", user, ACL_PROBE % probes, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"Kafka user {user}: {got}")
+    assert got == expected
+
+
+def test_the_clients_listener_refuses_plain_text_strangers_and_wrong_passwords(host, once):
+    """9092: plain text gets no Kafka answer, a client trusting only the system CAs refuses the broker,
+    a wrong password is refused. 9094: a TLS client without a certificate of the CA is refused."""
+    script = """
+        import json, socket, ssl, struct
+        from kafka.admin import KafkaAdminClient
+        def login(**kw):
+            try:
+                KafkaAdminClient(bootstrap_servers="kafka01:9092", request_timeout_ms=8000, bootstrap_timeout_ms=8000,
+                                 **{**SASL, **kw}).close()
+                return "ok"
+            except Exception as exc:
+                return type(exc).__name__
+        # An ApiVersions request in plain text: a TLS listener answers with nothing Kafka can read.
+        with socket.create_connection(("kafka01", 9092), timeout=10) as s:
+            s.sendall(struct.pack(">ihhih", 10, 18, 0, 1, 0))
+            try:
+                reply = s.recv(64)
+            except OSError as exc:
+                reply = type(exc).__name__.encode()
+        # A Kafka response starts with its size and our correlation id (1).
+        plain = "answered" if reply[4:8] == struct.pack(">i", 1) else "no answer"
+        # TLS without a client certificate on the brokers' listener.
+        ctx = ssl.create_default_context(cafile="CA_FILE")
+        try:
+            with socket.create_connection(("kafka01", 9094), timeout=10) as raw, \\
+                    ctx.wrap_socket(raw, server_hostname="kafka01") as s:
+                s.sendall(struct.pack(">ihhih", 10, 18, 0, 1, 0))
+                no_cert = "answered" if s.recv(64)[4:8] == struct.pack(">i", 1) else "no answer"
+        except (ssl.SSLError, OSError) as exc:
+            no_cert = type(exc).__name__
+        print(json.dumps({"plain": plain, "no_cert": no_cert, "right": login(),
+                          "wrong_password": login(sasl_plain_password="not-the-password"),
+                          "system_cas": login(ssl_cafile=None)}))
+        """.replace("CA_FILE", CA)
+    run = sasl_py("kafka03", "clickhouse", script, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"clients' listener: {got}")
+    assert got["right"] == "ok"
+    assert got["plain"] == "no answer"
+    assert got["no_cert"] != "answered"
+    assert got["wrong_password"] != "ok" and got["system_cas"] != "ok"  # noqa: S105  an outcome, not a password
 
 
 def test_topics_as_code(host, once):
@@ -266,7 +446,7 @@ def test_topics_as_code(host, once):
         """
         import json
         from kafka.admin import ConfigResource, KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="kafka02:9092")
+        admin = KafkaAdminClient(bootstrap_servers="kafka02:9094", **TLS)
         res = {}
         for t in admin.describe_topics(["sensor_data", "molecule_events"]):
             cfg = admin.describe_configs([ConfigResource("TOPIC", t["name"])])["topic"][t["name"]]
@@ -321,7 +501,7 @@ def test_topic_module_check_mode_and_refusals(host, once):
         "kafka01",
         """
         from kafka.admin import KafkaAdminClient
-        t = KafkaAdminClient(bootstrap_servers="kafka01:9092").describe_topics(["molecule_events"])[0]
+        t = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS).describe_topics(["molecule_events"])[0]
         print(len(t["partitions"]), sorted({len(p["replica_nodes"]) for p in t["partitions"]}))
         """,
     )
@@ -335,9 +515,9 @@ def test_acked_messages_survive_a_broker_restart(host, once):
         f"""
         from kafka import KafkaProducer
         from kafka.admin import KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="kafka01:9092")
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
         admin.create_topics({{"{topic}": {{"num_partitions": 3, "replication_factor": 3}}}}, wait_for_metadata=True)
-        p = KafkaProducer(bootstrap_servers="kafka01:9092", acks="all")
+        p = KafkaProducer(bootstrap_servers="kafka01:9094", **TLS, acks="all")
         futures = [p.send("{topic}", str(i).encode()) for i in range(1000)]
         for f in futures:
             f.get(timeout=60)
@@ -347,15 +527,16 @@ def test_acked_messages_survive_a_broker_restart(host, once):
     kafka02 = node("kafka02")
     kafka02.check_output("systemctl restart kafka")
     wait = kafka02.run(
-        "for i in $(seq 60); do /opt/kafka-admin-venv/bin/kafka-health --bootstrap kafka02:9092 --node-id 2 "
-        "--broker --controller && exit 0; sleep 3; done; exit 1"
+        "for i in $(seq 60); do /opt/kafka-admin-venv/bin/kafka-health --bootstrap kafka02:9094 --node-id 2 "
+        "--broker --controller --cafile /etc/chplatform/tls/ca.crt --certfile /etc/chplatform/tls/kafka/host.crt "
+        "--keyfile /etc/chplatform/tls/kafka/host.key && exit 0; sleep 3; done; exit 1"
     )
     assert wait.rc == 0, wait.stdout
     out = py(
         "kafka02",
         f"""
         from kafka import KafkaConsumer
-        c = KafkaConsumer("{topic}", bootstrap_servers="kafka02:9092", auto_offset_reset="earliest",
+        c = KafkaConsumer("{topic}", bootstrap_servers="kafka02:9094", **TLS, auto_offset_reset="earliest",
                           consumer_timeout_ms=20000, enable_auto_commit=False)
         values = set()
         for m in c:
@@ -386,7 +567,7 @@ def test_every_message_of_the_one_node_cluster_is_still_there(host, once):
         f"""
         from kafka import KafkaConsumer
         from kafka.admin import KafkaAdminClient
-        c = KafkaConsumer("{seed["topic"]}", bootstrap_servers="kafka03:9092", auto_offset_reset="earliest",
+        c = KafkaConsumer("{seed["topic"]}", bootstrap_servers="kafka03:9094", **TLS, auto_offset_reset="earliest",
                           consumer_timeout_ms=20000, enable_auto_commit=False)
         seen = set()
         for m in c:
@@ -396,7 +577,7 @@ def test_every_message_of_the_one_node_cluster_is_still_there(host, once):
                     break
         c.close()
         group = "{seed["group"]}"
-        offsets = KafkaAdminClient(bootstrap_servers="kafka03:9092").list_group_offsets(group)[group]
+        offsets = KafkaAdminClient(bootstrap_servers="kafka03:9094", **TLS).list_group_offsets(group)[group]
         print(len(seen), min(seen), max(seen), sum(o.offset for o in offsets.values()))
         """,
     )
@@ -410,7 +591,7 @@ def test_topics_reached_replication_factor_three_by_reassignment(host, once):
         """
         import json
         from kafka.admin import ConfigResource, KafkaAdminClient
-        admin = KafkaAdminClient(bootstrap_servers="kafka02:9092")
+        admin = KafkaAdminClient(bootstrap_servers="kafka02:9094", **TLS)
         res = {}
         for t in admin.describe_topics(["sensor_data", "__consumer_offsets"]):
             res[t["name"]] = [[p["replica_nodes"], sorted(p["isr_nodes"]), p["leader_id"]] for p in t["partitions"]]

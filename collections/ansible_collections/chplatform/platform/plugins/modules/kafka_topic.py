@@ -9,10 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.chplatform.platform.plugins.module_utils.kafka_common import (
+    CONNECTION_ARGS,
+    REQUIRED_IF,
+    admin_client,
+)
 
 try:
     from kafka import TopicPartition
-    from kafka.admin import ConfigResource, KafkaAdminClient
+    from kafka.admin import ConfigResource
 
     HAS_KAFKA = True
     KAFKA_IMPORT_ERROR = None
@@ -50,8 +55,6 @@ description:
     changed.
 version_added: "1.0.0"
 author: chplatform
-requirements:
-  - kafka-python >= 3.0 on the host that runs the module
 options:
   name:
     description: Topic name.
@@ -102,15 +105,8 @@ options:
         reassignment goes on in the cluster and the next run waits for it and cleans up.
     type: int
     default: 3600
-  bootstrap_servers:
-    description: Brokers to contact, as C(host:port) strings.
-    type: list
-    elements: str
-    required: true
-  request_timeout_ms:
-    description: Timeout of each admin request, in milliseconds.
-    type: int
-    default: 30000
+extends_documentation_fragment:
+  - chplatform.platform.kafka
 """
 
 EXAMPLES = r"""
@@ -662,9 +658,9 @@ def main() -> None:
             "purge_configs": {"type": "bool", "default": True},
             "reassignment_throttle": {"type": "int", "default": 52428800},
             "reassignment_timeout": {"type": "int", "default": 3600},
-            "bootstrap_servers": {"type": "list", "elements": "str", "required": True},
-            "request_timeout_ms": {"type": "int", "default": 30000},
+            **CONNECTION_ARGS,
         },
+        required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
     if not HAS_KAFKA:
@@ -673,11 +669,7 @@ def main() -> None:
     name = params["name"]
     admin = None
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=params["bootstrap_servers"],
-            client_id="ansible-kafka-topic",
-            request_timeout_ms=params["request_timeout_ms"],
-        )
+        admin = admin_client(params, "ansible-kafka-topic")
         current = describe_topic(admin, name)
         waited = []
         if current is not None and current["reassigning"] and params["state"] == "present" and not module.check_mode:

@@ -337,7 +337,12 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
         ("clickhouse_keeper_tcp_port", "clickhouse_plaintext_ports"),
         ("clickhouse_keeper_raft_port", None),
     ],
-    "kafka": [("kafka_port", None), ("kafka_controller_port", None), ("kafka_external_listener_port", None)],
+    "kafka": [
+        ("kafka_port", None),
+        ("kafka_controller_port", None),
+        ("kafka_broker_port", None),
+        ("kafka_external_listener_port", None),
+    ],
     "postgresql": [("postgresql_port", None)],
     "minio": [("minio_api_address", None), ("minio_console_address", None)],
     "airflow": [
@@ -778,19 +783,29 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
                 cluster_name,
                 "set a name: it seeds the cluster id of a new cluster (kafka_cluster_id empty)",
             )
-        ports = {n: _int(ctx.var(host, n, role)) for n in ("kafka_port", "kafka_controller_port")}
+        ports = {n: _int(ctx.var(host, n, role)) for n in ("kafka_port", "kafka_controller_port", "kafka_broker_port")}
         for port_name, port in ports.items():
             if port is not None and not 0 < port < 65536:
                 ctx.add(port_name, host, port, "use a TCP port between 1 and 65535 (set once in group_vars/all)")
         external = _int(ctx.var(host, "kafka_external_listener_port", role, default=0)) or 0
         if ports["kafka_port"] and ports["kafka_port"] == ports["kafka_controller_port"]:
             ctx.add("kafka_controller_port", host, ports["kafka_controller_port"], "use a port other than kafka_port")
+        if ports["kafka_broker_port"] and ports["kafka_broker_port"] in (
+            ports["kafka_port"],
+            ports["kafka_controller_port"],
+        ):
+            ctx.add(
+                "kafka_broker_port",
+                host,
+                ports["kafka_broker_port"],
+                "use a port other than kafka_port and kafka_controller_port",
+            )
         if external and external in ports.values():
             ctx.add(
                 "kafka_external_listener_port",
                 host,
                 external,
-                "use a port other than kafka_port and kafka_controller_port",
+                "use a port other than kafka_port, kafka_controller_port and kafka_broker_port",
             )
         replication = min(3, len(brokers)) or 1
         override = ctx.var(host, "kafka_internal_replication_factor", role, default="")

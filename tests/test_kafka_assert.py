@@ -108,6 +108,28 @@ CASES = [
     ),
     ("no-max-heap", THREE, {"kafka_heap_opts": "-Xms1g"}, "kafka_heap_opts on k1 is '-Xms1g'", "-Xmx1g"),
     (
+        "user-named-like-a-kafka-host",
+        THREE,
+        {"kafka_users": [{"name": "k2", "password": "x" * 20, "acls": []}]},
+        "kafka_users[k2].name on the inventory is 'k2'",
+        "that host's certificate, a super user of the cluster",
+    ),
+    (
+        "acl-operation-kafka-does-not-know",
+        THREE,
+        {
+            "kafka_users": [
+                {
+                    "name": "etl",
+                    "password": "x" * 20,
+                    "acls": [{"resource_type": "topic", "name": "t", "operations": ["reed"]}],
+                }
+            ]
+        },
+        "kafka_users[etl].acls[0].operations on the inventory is ['reed']",
+        "use Kafka's operations: all, alter, alter_configs",
+    ),
+    (
         "rf-above-brokers",
         THREE,
         {"kafka_topics_extra": [{"name": "too_wide", "replication_factor": 4}]},

@@ -159,3 +159,29 @@ def test_wrong_expectation_fails_unit_test(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "alertname: MinIODiskNearlyFull" in out and "FAILED" in out, out
+
+
+def test_an_alerts_hold_time_is_replaced_by_prometheus_alert_for(tmp_path):
+    """The prometheus role's prometheus_alert_for (the lab: TargetDown after 15 s): the named alert's
+    `for` changes, nothing else of the file, promtool still accepts it; a file without the alert is
+    passed on unchanged (comments included)."""
+    from ansible_collections.chplatform.platform.plugins.filter.prometheus import prometheus_rules_for
+
+    source = RULES_DIR / "platform.yml"
+    text = source.read_text()
+    out = prometheus_rules_for(text, {"TargetDown": "15s"})
+    before, after = yaml.safe_load(text), yaml.safe_load(out)
+    changed = [
+        (b["alert"], b.get("for"), a.get("for"))
+        for gb, ga in zip(before["groups"], after["groups"], strict=True)
+        for b, a in zip(gb["rules"], ga["rules"], strict=True)
+        if b != a
+    ]
+    assert changed == [("TargetDown", "1m", "15s")]
+    (tmp_path / "platform.yml").write_text(out)
+    check = subprocess.run(
+        [str(promtool()), "check", "rules", str(tmp_path / "platform.yml")], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    other = next(p for p in RULE_FILES if "TargetDown" not in p.read_text())
+    assert prometheus_rules_for(other.read_text(), {"TargetDown": "15s"}) == other.read_text()

@@ -29,6 +29,7 @@ SECRET = {"interserver.xml", "remote_servers.xml", "storage.xml", "named_collect
 PLAIN = {
     "network.xml",
     "tls.xml",
+    "kafka.xml",
     "macros.xml",
     "zookeeper.xml",
     "system_logs.xml",
@@ -75,7 +76,7 @@ def test_config_files_owner_mode_and_valid_xml(host):
         for sub, names in (("config.d", SECRET | PLAIN), ("users.d", SECRET | PLAIN)):
             listed = set(host.check_output(f"ls {CONF}/{sub}").split())
             files.update({f"{CONF}/{sub}/{f}": f for f in listed & names})
-        assert len(files) == 14
+        assert len(files) == 15
         for path, fname in files.items():
             f = host.file(path)
             assert f.user == "root" and f.group == "clickhouse", path

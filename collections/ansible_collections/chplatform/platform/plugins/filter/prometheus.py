@@ -77,6 +77,24 @@ def prometheus_scrape_configs(
     return configs
 
 
+def prometheus_rules_for(text: str, overrides: dict) -> str:
+    """A rule file's text with the hold time (``for``) of the named alerts replaced. The file is
+    returned unchanged (comments and all) when no alert of it is named; else it is dumped again.
+    A name no alert of the file carries is left to the other files (the role checks the union)."""
+    if not overrides:
+        return text
+    import yaml
+
+    doc = yaml.safe_load(text)
+    hit = False
+    for group in doc.get("groups", []):
+        for rule in group.get("rules", []):
+            if rule.get("alert") in overrides:
+                rule["for"] = str(overrides[rule["alert"]])
+                hit = True
+    return yaml.safe_dump(doc, sort_keys=False, width=1000) if hit else text
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"prometheus_scrape_configs": prometheus_scrape_configs}
+        return {"prometheus_scrape_configs": prometheus_scrape_configs, "prometheus_rules_for": prometheus_rules_for}

@@ -251,7 +251,12 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "mechanism": {"type": "str", "choices": ["SCRAM-SHA-256", "SCRAM-SHA-512"], "default": "SCRAM-SHA-512"},
             "iterations": {"type": "int", "default": 8192},
-            "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
+            "update_password": {
+                "type": "str",
+                "choices": ["always", "on_create"],
+                "default": "always",
+                "no_log": False,
+            },
             "login_bootstrap_servers": {"type": "list", "elements": "str"},
             "login_timeout_ms": {"type": "int", "default": 10000},
             "acls": {

@@ -848,6 +848,52 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
                     "the topic is listed twice (kafka_topics + kafka_topics_extra): keep one entry",
                 )
                 names[name] = 1
+        check_kafka_users(ctx, host, role, hosts)
+
+
+KAFKA_ACL_OPERATIONS = {
+    "all", "read", "write", "create", "delete", "alter", "describe", "cluster_action",
+    "describe_configs", "alter_configs", "idempotent_write", "create_tokens", "describe_tokens",
+}  # fmt: skip
+KAFKA_ACL_RESOURCES = {"topic", "group", "cluster", "transactional_id"}
+
+
+def check_kafka_users(ctx: Context, host: str, role: str, kafka_hosts: list[str]) -> None:
+    """kafka_users: one name each, never a Kafka host's (its certificate is that principal, a super
+    user), and ACLs Kafka knows, before the kafka_user module would meet them half-way through a run."""
+    users = ctx.items(host, "kafka_users", role)
+    seen: Counter = Counter(u.get("name") for u in users if isinstance(u, dict))
+    for i, user in enumerate(users):
+        name = user.get("name") if isinstance(user, dict) else None
+        label = f"kafka_users[{name or i}]"
+        if not name:
+            ctx.add(f"{label}.name", "the inventory", name, "give every Kafka user a name", shown="unset")
+            continue
+        if name in kafka_hosts:
+            ctx.add(
+                f"{label}.name",
+                "the inventory",
+                name,
+                "rename the user: User:<Kafka host> is that host's certificate, a super user of the cluster",
+            )
+        if seen[name] > 1:
+            ctx.add(label, "the inventory", name, "the user is listed twice: keep one entry")
+            seen[name] = 1
+        for j, acl in enumerate(user.get("acls", []) or []):
+            where = f"{label}.acls[{j}]"
+            if not isinstance(acl, dict) or acl.get("resource_type") not in KAFKA_ACL_RESOURCES:
+                rtype = acl.get("resource_type") if isinstance(acl, dict) else acl
+                fix = "use topic, group, cluster or transactional_id"
+                ctx.add(f"{where}.resource_type", "the inventory", rtype, fix)
+                continue
+            unknown = [op for op in acl.get("operations") or [] if str(op).lower() not in KAFKA_ACL_OPERATIONS]
+            if unknown or not acl.get("operations"):
+                ctx.add(
+                    f"{where}.operations",
+                    "the inventory",
+                    acl.get("operations"),
+                    f"use Kafka's operations: {', '.join(sorted(KAFKA_ACL_OPERATIONS))}",
+                )
 
 
 def check_postgresql(ctx: Context, hosts: list[str]) -> None:

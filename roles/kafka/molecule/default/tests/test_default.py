@@ -408,6 +408,29 @@ def test_a_scram_user_can_do_only_what_its_acls_allow(host, once, user, probes, 
     assert got == expected
 
 
+@pytest.mark.parametrize("port", [9092, 9093, 9094])
+def test_no_protocol_below_tls_1_2(host, once, port):
+    """openssl s_client offering TLS 1.1 (its own floor lowered, SECLEVEL=0) gets the broker's
+    "protocol version" alert on every listener; TLS 1.2 is taken on the clients' listener."""
+
+    def hello(version: str) -> str:
+        return (
+            node("kafka02")
+            .run(
+                f"openssl s_client -connect kafka01:{port} -servername kafka01 -CAfile {CA} -{version} "
+                "-cipher 'DEFAULT@SECLEVEL=0' </dev/null 2>&1"
+            )
+            .stdout
+        )
+
+    old = hello("tls1_1")
+    assert "alert protocol version" in old, old[-1500:]
+    if port == 9092:
+        new = hello("tls1_2")
+        assert "Protocol  : TLSv1.2" in new and "Verify return code: 0 (ok)" in new, new[-1500:]
+    print(f"kafka01:{port}: TLS 1.1 refused with a protocol version alert")
+
+
 def test_the_clients_listener_refuses_plain_text_strangers_and_wrong_passwords(host, once):
     """9092: plain text gets no Kafka answer, a client trusting only the system CAs refuses the broker,
     a wrong password is refused. 9094: a TLS client without a certificate of the CA is refused."""

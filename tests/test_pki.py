@@ -33,15 +33,38 @@ def openssl(*args: str) -> str:
     return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.fixture(scope="module")
-def issued(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("pki")
+def issue_twice_then_renew(tmp: Path) -> dict:
     first, recap1 = pki(tmp)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     serials = {h: openssl("x509", "-noout", "-serial", "-in", str(tmp / "pki/hosts" / f"{h}.crt")) for h in recap1}
     second, recap2 = pki(tmp)
     renewed, recap3 = pki(tmp, "-e", "pki_renew_days=400")  # longer than the certificates' 397 days
     return {"dir": tmp / "pki", "recaps": (recap1, recap2, recap3), "serials": serials, "runs": (second, renewed)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """Every playbook run of this module, two at a time (the longest sequences first)."""
+
+    def brought_ca(name, kwargs):
+        tmp = tmp_path_factory.mktemp(name)
+        cert, key = write_ca(tmp / "operator", **kwargs)
+        run, _ = pki(tmp, "-e", f"pki_ca_cert={cert}", "-e", f"pki_ca_key={key}")
+        return run, tmp / "pki", cert
+
+    jobs = {
+        "issued": lambda: issue_twice_then_renew(tmp_path_factory.mktemp("pki")),
+        "rotation": lambda: damaged_then_rotated(tmp_path_factory.mktemp("rotation")),
+        "brought_hosts": lambda: brought_hosts(tmp_path_factory.mktemp("brought_hosts"), wrong=False),
+        "brought_hosts_wrong": lambda: brought_hosts(tmp_path_factory.mktemp("brought_wrong"), wrong=True),
+    }
+    jobs.update({n: (lambda n=n, kw=kw: brought_ca(n, kw)) for n, (kw, _) in CASES.items()})
+    return run_concurrently(jobs)
+
+
+@pytest.fixture(scope="module")
+def issued(runs) -> dict:
+    return runs["issued"]
 
 
 def test_every_host_gets_a_key_and_a_certificate_signed_by_the_ca(issued):
@@ -111,14 +134,8 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def brought(tmp_path_factory) -> dict:
-    def case(name, kwargs):
-        tmp = tmp_path_factory.mktemp(name)
-        cert, key = write_ca(tmp / "operator", **kwargs)
-        run, _ = pki(tmp, "-e", f"pki_ca_cert={cert}", "-e", f"pki_ca_key={key}")
-        return run, tmp / "pki", cert
-
-    return run_concurrently({n: (lambda n=n, kw=kw: case(n, kw)) for n, (kw, _) in CASES.items()})
+def brought(runs) -> dict:
+    return {n: runs[n] for n in CASES}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -137,3 +154,128 @@ def test_a_ca_brought_along_is_used_or_refused_before_anything_is_written(brough
     for fix in fixes:
         assert fix in out, fix
     assert not pki_dir.exists(), "something was written before the refusal"
+
+
+def write_host(path: Path, ca: tuple[Path, Path], host: str, *, days: int = 365, key_mode: int = 0o600,
+               other_key: bool = False, names: list[str] | None = None) -> dict[str, str]:  # fmt: skip
+    """A host's key and certificate signed by the CA ``ca`` (its files), as an operator might bring them."""
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    start = now - datetime.timedelta(days=10) if days > 0 else now - datetime.timedelta(days=40)
+    sans = [x509.DNSName(n) for n in (names if names is not None else [host])]
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(now + datetime.timedelta(days=days))
+    )  # fmt: skip
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{host}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    stored = ec.generate_private_key(ec.SECP256R1()) if other_key else key
+    pem = stored.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (path / f"{host}.key").write_bytes(pem)
+    (path / f"{host}.key").chmod(key_mode)
+    return {"pki_host_cert": str(path / f"{host}.crt"), "pki_host_key": str(path / f"{host}.key")}
+
+
+KAFKA, PG = "kafka01.example.internal", "pg01.example.internal"
+
+
+def brought_hosts(tmp: Path, wrong: bool) -> tuple[subprocess.CompletedProcess, Path]:
+    """Both hosts bring their pairs: right ones, or wrong in every way the role must refuse."""
+    ca = write_ca(tmp / "operator")
+    other_ca = write_ca(tmp / "other")
+    if wrong:
+        pairs = {
+            KAFKA: write_host(tmp / "hosts", ca, KAFKA, days=-5, other_key=True, names=["kafka.example.org"]),
+            PG: write_host(tmp / "hosts", other_ca, PG, key_mode=0o640),
+        }
+    else:
+        pairs = {h: write_host(tmp / "hosts", ca, h) for h in (KAFKA, PG)}
+    hosts = {group: {h: {**v, **pairs[h]} for h, v in members.items()} for group, members in HOSTS.items()}
+    inventory = local_inventory(tmp, hosts)
+    extra = ["-e", f"pki_ca_cert={ca[0]}", "-e", f"pki_ca_key={ca[1]}"]
+    run = run_playbook("playbooks/pki.yml", "-i", inventory, "-e", f"pki_dir={tmp / 'pki'}", *extra)
+    return run, tmp / "pki"
+
+
+def damaged_then_rotated(tmp: Path) -> dict:
+    """Pairs the role made, then one key made readable and one certificate swapped: refused; then a
+    rotation replaces every pair."""
+    first, _ = pki(tmp)
+    assert first.returncode == 0, first.stdout[-3000:]
+    hosts = tmp / "pki" / "hosts"
+    before = {h: ((hosts / f"{h}.key").read_bytes(), (hosts / f"{h}.crt").read_bytes()) for h in (KAFKA, PG)}
+    (hosts / f"{KAFKA}.key").chmod(0o644)
+    (hosts / f"{PG}.crt").write_bytes(before[KAFKA][1])
+    refused, _ = pki(tmp)
+    untouched = (
+        all((hosts / f"{h}.key").read_bytes() == before[h][0] for h in (KAFKA, PG))
+        and (hosts / f"{PG}.crt").read_bytes() == before[KAFKA][1]
+    )
+    rotated, recap = pki(tmp, "-e", "pki_rotate=true")
+    return {"dir": tmp / "pki", "before": before, "refused": refused, "untouched": untouched,
+            "rotated": rotated, "recap": recap}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def host_pairs(runs) -> dict:
+    return {
+        "brought": runs["brought_hosts"],
+        "brought_wrong": runs["brought_hosts_wrong"],
+        "rotation": runs["rotation"],
+    }
+
+
+def test_hosts_pairs_brought_along_are_installed_as_they_are(host_pairs):
+    run, pki_dir = host_pairs["brought"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    made = sorted(p.name for p in (pki_dir / "hosts").glob("*")) if (pki_dir / "hosts").exists() else []
+    print(f"brought pairs accepted; the role made no pair of its own: {made}")
+    assert made == []
+
+
+def test_hosts_pairs_brought_along_that_are_wrong_are_refused_before_anything_is_written(host_pairs):
+    run, pki_dir = host_pairs["brought_wrong"]
+    out = " ".join((run.stdout + run.stderr).split())
+    print(out[out.find("msg") :][:1500])
+    assert run.returncode != 0 and "Nothing was changed" in out, out[-3000:]
+    for fix in (
+        f"{KAFKA}: pki_host_cert",
+        "expired on",
+        "is not the one of pki_host_key — give the key this certificate was made for",
+        f"does not name DNS:{KAFKA}",
+        f"{PG}: pki_host_key",
+        "has mode 0640: a key must be readable by its owner only — chmod 600",
+        "is not signed by pki_ca_cert",
+    ):
+        assert fix in out, fix
+    assert not pki_dir.exists(), "something was written before the refusal"
+
+
+def test_a_readable_or_swapped_pair_is_refused_naming_the_rotation_which_replaces_every_pair(host_pairs):
+    r = host_pairs["rotation"]
+    out = " ".join((r["refused"].stdout + r["refused"].stderr).split())
+    print(out[out.find("msg") :][:1200])
+    assert r["refused"].returncode != 0 and r["untouched"], out[-3000:]
+    assert "has mode 0644: a key must be readable by its owner only" in out
+    assert f"playbooks/rotate_certificates.yml --limit {KAFKA}" in out
+    assert "is not the one of its key" in out and f"--limit {PG}" in out
+    assert r["rotated"].returncode == 0, r["rotated"].stdout[-3000:]
+    hosts = r["dir"] / "hosts"
+    for host, (key, cert) in r["before"].items():
+        assert (hosts / f"{host}.key").read_bytes() != key, f"{host}: the rotation kept the old key"
+        assert (hosts / f"{host}.crt").read_bytes() != cert, f"{host}: the rotation kept the old certificate"
+        assert oct((hosts / f"{host}.key").stat().st_mode & 0o777) == "0o600"
+        new_key = serialization.load_pem_private_key((hosts / f"{host}.key").read_bytes(), None)
+        new_cert = x509.load_pem_x509_certificate((hosts / f"{host}.crt").read_bytes())
+        assert new_cert.public_key() == new_key.public_key(), f"{host}: the new certificate is not the new key's"
+        verified = openssl("verify", "-CAfile", str(r["dir"] / "ca.crt"), str(hosts / f"{host}.crt"))
+        assert verified.strip().endswith(": OK")
+    print(f"rotation recap (changed, failed): {r['recap']}")

@@ -119,6 +119,7 @@ def test_cli_sends_count_messages_at_rate(kafka_service):
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("sent 300 messages (")
+    assert "acknowledged 300, failed 0" in r.stdout, r.stdout
     assert "msg/s" in r.stderr, "no progress line"
     assert elapsed >= 1.4, f"300 messages at 200 msg/s took only {elapsed:.1f} s"
     assert count_messages(kafka_service, "producer_count", 300) == 300

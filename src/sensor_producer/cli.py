@@ -96,11 +96,22 @@ def make_producer(bootstrap: str, timeout: float, acks: str = "all", security: d
         **(security or {}),
         linger_ms=20,
         batch_size=256 * 1024,
-        retries=5,
         request_timeout_ms=30000,
         **bootstrap_timeout(timeout),
+        **delivery_config(acks),
         client_id="sensor-producer",
     )
+
+
+def delivery_config(acks: str) -> dict:
+    """With acks=all, a message is retried until it is acknowledged or two minutes have passed (a
+    broker's rolling restart or a leader change in between), without duplicates: the idempotent
+    producer (kafka-python 2.1 and later; older ones retry five times and may duplicate)."""
+    from kafka import KafkaProducer
+
+    if acks == "all" and "delivery_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:
+        return {"enable_idempotence": True, "delivery_timeout_ms": 120_000}
+    return {"retries": 5}
 
 
 class Interrupts:
@@ -186,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     if tty and not args.quiet:
         print(file=sys.stderr)
     print(("interrupted: " if interrupts.stop.is_set() else "") + stats.summary())
+    if stats.failed or stats.acknowledged + stats.failed < stats.sent:
+        print(
+            f"sensor-producer: {stats.sent - stats.acknowledged} of {stats.sent} messages were not acknowledged",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

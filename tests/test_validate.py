@@ -158,6 +158,12 @@ def empty_group(inv):
     inv.group("superset").clear()
 
 
+def airflow_and_superset_on_one_host(inv):
+    # Each UI's nginx (platform_web_tls) wants web_https_port and web_http_port on its host.
+    inv.group("superset").clear()
+    inv.group("superset")["airflow01.example.internal"] = None
+
+
 def contract_value_per_group(inv):
     inv.set_vars("clickhouse/clickhouse.yml", clickhouse_http_port=8124)
 
@@ -217,6 +223,11 @@ CASES = [
         "clickhouse (clickhouse_tcp_port) and minio (minio_api_address)",
     ),
     (empty_group, "group superset on the inventory is empty", "at least one host in group superset"),
+    (
+        airflow_and_superset_on_one_host,
+        "port 443 on airflow01.example.internal is taken twice",
+        "airflow (web_https_port) and superset (web_https_port)",
+    ),
     (contract_value_per_group, "clickhouse_http_port on", "set it once in group_vars/all"),
     (
         receiver_without_url,
@@ -287,6 +298,18 @@ def test_five_problems_are_reported_in_one_run(inventory):
     ):
         assert any(p.startswith(start) for p in lines), f"{start} missing from:\n" + "\n".join(lines)
     assert len(lines) == 5, "\n".join(lines)
+
+
+@pytest.mark.parametrize("playbook", ["site.yml", "playbooks/rotate_certificates.yml"])
+def test_a_run_limited_to_some_hosts_is_validated_too(inventory, playbook):
+    """--limit leaves the controller's validation play out; validate.yml's second play checks the
+    whole inventory then, once, on the controller, before any host is contacted."""
+    reused_keeper_id(inventory)
+    result = run_playbook(playbook, "-i", str(inventory.save()), "--limit", "kafka", timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert "nothing was changed on any host" in out and "clickhouse_keeper_server_id" in out, out[-3000:]
+    assert "UNREACHABLE" not in out and "Log in over SSH" not in out and "Gathering Facts" not in out, out[-3000:]
 
 
 def test_firewall_inputs_are_refused_before_any_host(inventory):

@@ -6,6 +6,8 @@ Screenshots go to ``artifacts/screenshots/`` (or ``$CHPLATFORM_SCREENSHOTS``).""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -32,8 +34,8 @@ ARGS = [
 TIMEOUT_MS = 90_000
 
 
-def container_url(container: str, port: int) -> str:
-    """http://<the container's address on its Docker network>:<port>, reachable from this controller."""
+def container_url(container: str, port: int, scheme: str = "http") -> str:
+    """<scheme>://<the container's address on its Docker network>:<port>, reachable from this controller."""
     out = subprocess.run(
         ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container],
         capture_output=True,
@@ -43,18 +45,35 @@ def container_url(container: str, port: int) -> str:
     addresses = out.stdout.split()
     if out.returncode != 0 or not addresses:
         pytest.fail(f"no address for container {container}: {out.stderr.strip() or 'not on any network'}")
-    return f"http://{addresses[0]}:{port}"
+    return f"{scheme}://{addresses[0]}:{port}"
+
+
+def spki_pin(certificate: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's
+    --ignore-certificate-errors-spki-list takes it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 @contextmanager
-def chromium_page(width: int = 1600, height: int = 1200) -> Iterator:
-    """A fresh page in a new headless Chromium; the browser is closed afterwards, even on failure."""
+def chromium_page(width: int = 1600, height: int = 1200, trust: Path | None = None) -> Iterator:
+    """A fresh page in a new headless Chromium; the browser is closed afterwards, even on failure.
+
+    ``trust``: a server's certificate (PEM) whose key Chromium accepts although no CA it knows signed
+    it (the platform's CA is not in Chromium's store): its SPKI is pinned, every other certificate
+    error still fails the page (HTTPS errors are never ignored). The pin checks the key, not the
+    name: the tests that pin also verify the chain and the name with curl --cacert."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run bin/bootstrap as root (it installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        pins = [f"--ignore-certificate-errors-spki-list={spki_pin(trust)}"] if trust else []
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS + pins)
         try:
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()

@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SECRETS = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser() / "secrets"
+STATE = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser()
+SECRETS = STATE / "secrets"
+# The lab's CA and its hosts' certificates (roles/pki, pki_dir of inventories/lab).
+PKI = STATE / "pki"
 
 
 def lab_secret(name: str) -> str:
@@ -23,3 +26,13 @@ def lab_secret_values(min_length: int = 12) -> dict[str, str]:
         if words and len(words[0]) >= min_length:
             values[path.name] = words[0]
     return values
+
+
+def lab_ca() -> Path:
+    """The lab CA's certificate on the controller."""
+    return PKI / "ca.crt"
+
+
+def lab_host_certificate(host: str) -> Path:
+    """A lab host's certificate on the controller, as the pki role issued it."""
+    return PKI / "hosts" / f"{host}.crt"

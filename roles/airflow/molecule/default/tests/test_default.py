@@ -24,7 +24,10 @@ DAG_IDS = {
     "pg_to_ch",
     "trips_load",
 }
-URL = "http://airflow01:8080"
+# Through nginx over TLS (platform_web_tls), from afpg01, verified against the platform's CA there.
+URL = "https://airflow01"
+CA = "/etc/chplatform/tls/ca.crt"
+CURL = f"curl --cacert {CA}"
 
 
 def _cli_json(*args: str) -> object:
@@ -75,24 +78,24 @@ def test_database_is_migrated() -> None:
 
 
 def test_login_page_from_another_host() -> None:
-    page = PG.check_output(f"curl -fsS {URL}/auth/login/")
+    page = PG.check_output(f"{CURL} -fsS {URL}/auth/login/")
     assert "password" in page.lower()
     assert "<form" in page.lower()
 
 
 def test_admin_gets_a_token_and_reads_the_api() -> None:
     body = json.dumps({"username": "admin", "password": lab_secret("airflow_admin")})
-    out = PG.check_output(f"curl -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token")
+    out = PG.check_output(f"{CURL} -fsS -X POST -H 'Content-Type: application/json' -d '{body}' {URL}/auth/token")
     token = json.loads(out)["access_token"]
     assert token.count(".") == 2  # a JWT
-    dags = json.loads(PG.check_output(f"curl -fsS -H 'Authorization: Bearer {token}' '{URL}/api/v2/dags?limit=100'"))
+    dags = json.loads(PG.check_output(f"{CURL} -fsS -H 'Authorization: Bearer {token}' '{URL}/api/v2/dags?limit=100'"))
     assert {d["dag_id"] for d in dags["dags"]} >= DAG_IDS
 
 
 def test_wrong_password_is_refused() -> None:
     body = json.dumps({"username": "admin", "password": "not-the-password"})
     code = PG.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
+        f"{CURL} -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
         f"-d '{body}' {URL}/auth/token"
     )
     assert code in {"401", "403"}
@@ -223,3 +226,58 @@ def test_metadata_connection_works_from_airflow() -> None:
 def test_fixture_api_serves_quotes() -> None:
     data = json.loads(PG.check_output("curl -fsS http://airflow01:8000/quotes.json"))
     assert len(data["quotes"]) > 0
+
+
+# ---- The UI behind nginx (roles/web_proxy, platform_web_tls) ----
+
+
+def test_https_answers_with_a_certificate_the_ca_verifies() -> None:
+    """The health endpoint through nginx on 443, from afpg01, the chain and the name verified."""
+    out = PG.check_output(f"{CURL} -fsS -w ' %{{http_code}} %{{ssl_verify_result}}' {URL}/api/v2/monitor/health")
+    body, code, verify = out.rsplit(" ", 2)
+    print(f"https://airflow01/api/v2/monitor/health: {code}, verify result {verify}: {body[:200]}")
+    assert code == "200" and verify == "0"
+    assert json.loads(body)["metadatabase"]["status"] == "healthy"
+    headers = PG.check_output(f"{CURL} -fsS -o /dev/null -D - {URL}/api/v2/monitor/health").lower()
+    assert "strict-transport-security: max-age=" in headers
+
+
+def test_plain_http_is_a_permanent_redirect_to_https() -> None:
+    out = PG.check_output("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://airflow01/dags?x=1")
+    print(f"http://airflow01/dags?x=1: {out}")
+    assert out == "301 https://airflow01/dags?x=1"
+
+
+def test_tls_1_1_is_refused_and_1_2_and_1_3_are_served() -> None:
+    # SECLEVEL=0: the client offers TLS 1.1 at all (Debian's OpenSSL would not), so a refusal is the server's.
+    old = PG.run(
+        f"openssl s_client -connect airflow01:443 -servername airflow01 -CAfile {CA} -tls1_1 "
+        "-cipher 'DEFAULT:@SECLEVEL=0' </dev/null"
+    )
+    print(f"TLS 1.1: rc {old.rc}, {(old.stdout + old.stderr).strip().splitlines()[-1:]}")
+    # (s_client prints "Protocol : TLSv1.1" for the attempt even when it failed: the alert is the answer.)
+    assert old.rc != 0 and "alert protocol version" in old.stdout + old.stderr
+    for version in ("tls1_2", "tls1_3"):
+        new = PG.run(
+            f"openssl s_client -connect airflow01:443 -servername airflow01 -CAfile {CA} -{version} </dev/null"
+        )
+        assert new.rc == 0 and "Verify return code: 0 (ok)" in new.stdout, (version, new.stdout[-500:])
+
+
+def test_the_api_server_listens_on_loopback_only() -> None:
+    assert AIRFLOW.socket("tcp://127.0.0.1:8080").is_listening
+    assert not AIRFLOW.socket("tcp://0.0.0.0:8080").is_listening
+    reached = PG.run("curl -sS -m 5 -o /dev/null http://airflow01:8080/")
+    assert reached.rc != 0, "the API server answers on airflow01's network address"
+    assert (
+        "execution_api_server_url = http://127.0.0.1:8080/execution/"
+        in AIRFLOW.file("/opt/airflow/airflow.cfg").content_string
+    )
+
+
+def test_nginx_holds_the_hosts_key_for_root_only() -> None:
+    key = AIRFLOW.file("/etc/chplatform/tls/nginx/host.key")
+    assert key.mode == 0o600 and key.user == "root"
+    assert AIRFLOW.service("nginx").is_running and AIRFLOW.service("nginx").is_enabled
+    assert not AIRFLOW.file("/etc/nginx/sites-enabled/default").exists
+    assert AIRFLOW.run("nginx -t").rc == 0

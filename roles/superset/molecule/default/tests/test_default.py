@@ -14,6 +14,7 @@ from tests.lab_secrets import lab_secret
 testinfra_hosts = ["superset01"]
 
 URL = "http://127.0.0.1:8088"
+CA = "/etc/chplatform/tls/ca.crt"
 CREDENTIALS = "/etc/superset/assets-credentials.json"
 IMPORT = "/opt/superset/venv/bin/python /opt/superset/bin/superset-import-assets"
 IMPORT_ARGS = "--url http://127.0.0.1:8088 --bundle /opt/superset/assets --stamp /data/superset/.assets-imported"
@@ -49,7 +50,9 @@ def test_service_running_and_enabled(host):
     service = host.service("superset")
     assert service.is_running
     assert service.is_enabled
-    assert host.socket("tcp://0.0.0.0:8088").is_listening
+    # Behind nginx (platform_web_tls): gunicorn on loopback only.
+    assert host.socket("tcp://127.0.0.1:8088").is_listening
+    assert not host.socket("tcp://0.0.0.0:8088").is_listening
 
 
 def test_config_is_private(host):
@@ -59,9 +62,54 @@ def test_config_is_private(host):
     assert host.file(CREDENTIALS).mode == 0o600
 
 
-def test_health_from_another_host():
+def test_health_from_another_host_over_https_verified_by_the_ca():
     other = testinfra.get_host("docker://sspg01")
-    assert other.check_output("curl -sf http://superset01:8088/health") == "OK"
+    out = other.check_output(
+        f"curl -sf --cacert {CA} -w ' %{{http_code}} %{{ssl_verify_result}}' https://superset01/health"
+    )
+    print(f"https://superset01/health from sspg01: {out}")
+    assert out == "OK 200 0"
+    headers = other.check_output(f"curl -sf --cacert {CA} -o /dev/null -D - https://superset01/health").lower()
+    assert "strict-transport-security: max-age=" in headers
+
+
+def test_plain_http_is_a_permanent_redirect_to_https():
+    other = testinfra.get_host("docker://sspg01")
+    out = other.check_output("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://superset01/login/")
+    assert out == "301 https://superset01/login/"
+
+
+def test_tls_1_1_is_refused_and_1_2_and_1_3_are_served():
+    other = testinfra.get_host("docker://sspg01")
+    # SECLEVEL=0: the client offers TLS 1.1 at all (Debian's OpenSSL would not), so a refusal is the server's.
+    old = other.run(
+        f"openssl s_client -connect superset01:443 -servername superset01 -CAfile {CA} -tls1_1 "
+        "-cipher 'DEFAULT:@SECLEVEL=0' </dev/null"
+    )
+    # (s_client prints "Protocol : TLSv1.1" for the attempt even when it failed: the alert is the answer.)
+    assert old.rc != 0 and "alert protocol version" in old.stdout + old.stderr
+    for version in ("tls1_2", "tls1_3"):
+        new = other.run(
+            f"openssl s_client -connect superset01:443 -servername superset01 -CAfile {CA} -{version} </dev/null"
+        )
+        assert new.rc == 0 and "Verify return code: 0 (ok)" in new.stdout, (version, new.stdout[-500:])
+
+
+def test_gunicorn_is_not_reachable_from_another_host():
+    other = testinfra.get_host("docker://sspg01")
+    assert other.run("curl -sS -m 5 -o /dev/null http://superset01:8088/health").rc != 0
+
+
+def test_nginx_holds_the_hosts_key_for_root_only_and_superset_knows_its_proxy(host):
+    key = host.file("/etc/chplatform/tls/nginx/host.key")
+    assert key.mode == 0o600 and key.user == "root"
+    assert host.service("nginx").is_running and host.service("nginx").is_enabled
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    config = host.file("/etc/superset/superset_config.py").content_string
+    assert "ENABLE_PROXY_FIX = True" in config and 'PREFERRED_URL_SCHEME = "https"' in config
+    assert "SESSION_COOKIE_SECURE = True" in config
+    site = host.file("/etc/nginx/sites-available/superset.conf").content_string
+    assert "proxy_read_timeout 120s;" in site  # superset_web_timeout
 
 
 def test_gunicorn_runs_as_superset(host):

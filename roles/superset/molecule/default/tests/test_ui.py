@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.browser import chromium_page, container_url, fab_login, screenshot, wait_for_texts
-from tests.lab_secrets import lab_secret
+from tests.lab_secrets import lab_host_certificate, lab_secret
 
 ROOT = Path(__file__).resolve().parents[5]
 
@@ -38,10 +38,11 @@ def bundle_dashboards() -> list[dict]:
 
 @pytest.mark.parametrize("dashboard", bundle_dashboards(), ids=lambda d: d["slug"])
 def test_dashboard_renders_with_its_charts(dashboard: dict) -> None:
-    url = container_url("superset01", 8088)
+    # Through nginx over https (platform_web_tls); Chromium pins the host's key (tests/browser.py).
+    url = container_url("superset01", 443, scheme="https")
     charts = dashboard["charts"]
     # Tall viewport: Superset renders charts lazily, only those in view.
-    with chromium_page(height=3000) as page:
+    with chromium_page(height=3000, trust=lab_host_certificate("superset01")) as page:
         fab_login(page, f"{url}/login/", "admin", lab_secret("superset_admin"))
         page.goto(f"{url}/superset/dashboard/{dashboard['slug']}/", wait_until="domcontentloaded")
         wait_for_texts(page, [dashboard["title"], *charts], f"superset-{dashboard['slug']}")

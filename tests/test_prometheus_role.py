@@ -116,8 +116,9 @@ def test_every_component_of_the_inventory_is_a_job_on_the_contract_ports(rendere
     assert all(t.endswith(":9100") for t in hosts_of(got["node"]).values())
     probes = {s["labels"]["component"]: s["targets"][0] for s in got["blackbox_http"]["static_configs"]}
     assert probes == {
-        "airflow": "http://airflow01.example.internal:8080/api/v2/monitor/health",
-        "superset": "http://superset01.example.internal:8088/health",
+        # The UIs through nginx over HTTPS (platform_web_tls), verified against the CA like MinIO's console.
+        "airflow": "https://airflow01.example.internal:443/api/v2/monitor/health",
+        "superset": "https://superset01.example.internal:443/health",
         "minio_console": "https://minio01.example.internal:9001/",
     }
 
@@ -135,6 +136,13 @@ def test_minio_over_plain_http_is_scraped_and_probed_over_http(tmp_path):
     assert "scheme" not in got["minio"] and "tls_config" not in got["minio"]
     probes = {s["labels"]["component"]: s["targets"][0] for s in got["blackbox_http"]["static_configs"]}
     assert probes["minio_console"] == "http://minio01.example.internal:9001/"
+
+
+def test_without_the_tls_proxy_the_uis_are_probed_on_their_own_ports(tmp_path):
+    got = jobs(render(tmp_path, "-e", "platform_web_tls=false"))
+    probes = {s["labels"]["component"]: s["targets"][0] for s in got["blackbox_http"]["static_configs"]}
+    assert probes["airflow"] == "http://airflow01.example.internal:8080/api/v2/monitor/health"
+    assert probes["superset"] == "http://superset01.example.internal:8088/health"
 
 
 def test_the_blackbox_prober_verifies_https_targets_against_the_platform_ca(rendered):

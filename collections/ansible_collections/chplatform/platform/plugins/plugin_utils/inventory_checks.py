@@ -351,8 +351,15 @@ PORTS: dict[str, list[tuple[str, str | None]]] = {
         ("airflow_trigger_log_server_port", None),
         ("airflow_scheduler_health_check_port", None),
         ("airflow_fixture_api_port", "airflow_fixture_api_enabled"),
+        # nginx in front of the UI (roles/web_proxy); the app's own port above stays on loopback.
+        ("web_https_port", "platform_web_tls"),
+        ("web_http_port", "platform_web_tls"),
     ],
-    "superset": [("superset_port", None)],
+    "superset": [
+        ("superset_port", None),
+        ("web_https_port", "platform_web_tls"),
+        ("web_http_port", "platform_web_tls"),
+    ],
     "monitoring": [
         ("prometheus_port", None),
         ("alertmanager_port", None),

@@ -46,7 +46,8 @@ PAIRS = [
     ("pg01", 5432, "airflow01", "minio01"),
     ("minio01", 9000, "airflow01", "superset01"),
     ("pg01", 9187, "monitor01", "airflow01"),
-    ("airflow01", 8080, "monitor01", "pg01"),
+    # The Airflow UI through nginx (platform_web_tls): the blackbox prober gets in, pg01 does not.
+    ("airflow01", 443, "monitor01", "pg01"),
 ]
 
 

@@ -55,6 +55,7 @@ def runs(tmp_path_factory) -> dict:
     jobs = {
         "issued": lambda: issue_twice_then_renew(tmp_path_factory.mktemp("pki")),
         "rotation": lambda: damaged_then_rotated(tmp_path_factory.mktemp("rotation")),
+        "ca_rotation": lambda: rotate_the_ca(tmp_path_factory.mktemp("ca_rotation")),
         "brought_hosts": lambda: brought_hosts(tmp_path_factory.mktemp("brought_hosts"), wrong=False),
         "brought_hosts_wrong": lambda: brought_hosts(tmp_path_factory.mktemp("brought_wrong"), wrong=True),
     }
@@ -279,3 +280,59 @@ def test_a_readable_or_swapped_pair_is_refused_naming_the_rotation_which_replace
         verified = openssl("verify", "-CAfile", str(r["dir"] / "ca.crt"), str(hosts / f"{host}.crt"))
         assert verified.strip().endswith(": OK")
     print(f"rotation recap (changed, failed): {r['recap']}")
+
+
+def rotate_the_ca(tmp: Path) -> dict:
+    """The three steps of a CA rotation on the controller, with a step out of order refused between them."""
+    pki_dir, hosts = tmp / "pki", tmp / "pki" / "hosts"
+
+    def step(name: str = "") -> dict:
+        run, recap = pki(tmp, *(["-e", f"pki_ca_rotation={name}"] if name else []))
+        trust = (pki_dir / "trust.crt").read_text() if (pki_dir / "trust.crt").exists() else ""
+        files = sorted(p.name for p in pki_dir.glob("ca*"))
+        chains = {
+            ca: {h: subprocess.run(["openssl", "verify", "-CAfile", str(pki_dir / ca), str(hosts / f"{h}.crt")],
+                                   capture_output=True, check=False).returncode == 0 for h in (KAFKA, PG)}
+            for ca in files if ca.endswith(".crt")
+        }  # fmt: skip
+        return {"run": run, "recap": recap, "trusted": trust.count("BEGIN CERTIFICATE"), "files": files,
+                "chains": chains, "ca": (pki_dir / "ca.crt").read_bytes()}  # fmt: skip
+
+    steps = {"issued": step()}
+    steps["trust"] = step("trust")
+    steps["drop_before_switch"] = step("drop")
+    steps["switch"] = step("switch")
+    steps["trust_before_drop"] = step("trust")
+    steps["drop"] = step("drop")
+    steps["again"] = step()
+    return steps
+
+
+def test_the_ca_is_rotated_in_three_steps_each_refused_out_of_order(runs):
+    s = runs["ca_rotation"]
+    for name, st in s.items():
+        print(f"{name}: rc {st['run'].returncode}, files {st['files']}, trusted {st['trusted']}, recap {st['recap']}")
+    assert s["issued"]["run"].returncode == 0 and s["issued"]["trusted"] == 1
+    # trust: a next CA beside the CA; the hosts' certificates still the old CA's
+    t = s["trust"]
+    assert t["run"].returncode == 0 and t["trusted"] == 2 and "ca-next.crt" in t["files"], t["run"].stdout[-3000:]
+    assert t["ca"] == s["issued"]["ca"] and all(t["chains"]["ca.crt"].values())
+    # drop before switch: refused, nothing changed
+    d = s["drop_before_switch"]
+    out = " ".join(d["run"].stdout.split())
+    assert d["run"].returncode != 0 and "run pki_ca_rotation=switch before drop" in out and "nothing was changed" in out
+    assert d["files"] == t["files"] and d["trusted"] == 2
+    # switch: the next CA is the CA, every host's certificate signed by it, the old one still trusted
+    w = s["switch"]
+    assert w["run"].returncode == 0 and w["ca"] != s["issued"]["ca"], w["run"].stdout[-3000:]
+    assert "ca-previous.crt" in w["files"] and "ca-next.crt" not in w["files"] and w["trusted"] == 2
+    assert all(w["chains"]["ca.crt"].values()) and not any(w["chains"]["ca-previous.crt"].values())
+    assert all(changed >= 1 for changed, _ in w["recap"].values()), w["recap"]
+    # a new rotation before the last one dropped its previous CA: refused
+    tb = s["trust_before_drop"]
+    assert tb["run"].returncode != 0 and "finish the last rotation first" in " ".join(tb["run"].stdout.split())
+    # drop: the new CA only; a run after it changes nothing
+    dr = s["drop"]
+    assert dr["run"].returncode == 0 and dr["trusted"] == 1 and dr["files"] == ["ca.crt", "ca.key"]
+    assert dr["ca"] == w["ca"] and all(dr["chains"]["ca.crt"].values())
+    assert all(v == (0, 0) for v in s["again"]["recap"].values()), s["again"]["run"].stdout[-3000:]

@@ -29,6 +29,30 @@ PROBE = "rerun_probe"
 CHART = "Rerun probe"
 
 
+ROOT = Path(__file__).resolve().parents[3]
+INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
+# The project's configuration and plugins, with absolute paths (molecule's are relative to the
+# scenario directory; the tests' own ansible-playbook runs start at the repository root).
+ANSIBLE_PATHS = {
+    "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+    "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+    "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+}
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **ANSIBLE_PATHS)
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """A command (ansible-playbook …) from the repository root with the project's Ansible settings."""
+    return subprocess.run(
+        cmd, cwd=ROOT, env=ansible_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def secret(name: str) -> str:
     return (STATE / "secrets" / name).read_text().split()[0]
 
@@ -50,6 +74,19 @@ def remote(host: str, script: str, stdin: str = "", timeout: int = 180) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"{host}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     return proc.stdout.strip()
+
+
+def kafka_sasl(user: str, password: str) -> dict:
+    """kafka-python settings of a SCRAM user on the lab's external listener (localhost:29092), verified
+    against the lab's CA (kafka01's certificate names localhost)."""
+    return {
+        "bootstrap_servers": "localhost:29092",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+        "ssl_cafile": str(STATE / "pki" / "ca.crt"),
+    }
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -26,32 +26,14 @@ import platform_data as data
 
 from tests.converge_check import check_diff_is_clean
 
-ROOT = Path(__file__).resolve().parents[3]
-INVENTORY = ROOT / "inventories" / "lab" / "hosts.yml"
+ROOT = data.ROOT
+INVENTORY = data.INVENTORY
 HOSTS = data.HOSTS
 NO_CLICKHOUSE = data.NO_CLICKHOUSE
 clickhouse_available = data.clickhouse_available
-
-
-# The project's configuration and plugins, with absolute paths (molecule's are relative to the
-# scenario directory; these commands run from the repository root).
-ANSIBLE_PATHS = {
-    "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-    "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-    "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-}
-
-
-def ansible_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **ANSIBLE_PATHS)
-    env.update(extra)
-    return env
-
-
-def run(cmd: list[str], timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        cmd, cwd=ROOT, env=ansible_env(**env), capture_output=True, text=True, timeout=timeout, check=False
-    )
+ansible_env = data.ansible_env
+run = data.run
+kafka_sasl = data.kafka_sasl
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +59,7 @@ def site_check_in_background():
         try:
             result["out"] = check_diff_is_clean(
                 playbook="site.yml", inventory=str(INVENTORY), cwd=str(ROOT), ANSIBLE_CACHE_PLUGIN="memory",
-                **ANSIBLE_PATHS,
+                **data.ANSIBLE_PATHS,
             )  # fmt: skip
         except BaseException as exc:  # re-raised in the test that checks the preview
             result["error"] = exc
@@ -469,19 +451,6 @@ def test_clickhouse_hosts_reach_kafka_over_verified_tls_with_the_collections_mec
     version, err, mechanisms = out.split("|")
     print(f"{host} -> Kafka {kafka['kafka_broker_list']}: {version}, SASL mechanisms {mechanisms} (error {err})")
     assert version in ("TLSv1.2", "TLSv1.3") and err == "0" and kafka["kafka_sasl_mechanism"] in mechanisms.split()
-
-
-def kafka_sasl(user: str, password: str) -> dict:
-    """kafka-python settings of a SCRAM user on the lab's external listener (localhost:29092), verified
-    against the lab's CA (kafka01's certificate names localhost)."""
-    return {
-        "bootstrap_servers": "localhost:29092",
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": user,
-        "sasl_plain_password": password,
-        "ssl_cafile": str(data.STATE / "pki" / "ca.crt"),
-    }
 
 
 def test_the_kafka_collections_user_reads_the_sensor_topic_with_its_group():

@@ -233,14 +233,32 @@ def test_quorum_has_three_voters(host, once):
     assert state["brokers"] == [[1, False], [2, False], [3, False]]
 
 
-def test_quorum_tool_via_java(host, once):
-    # The stock tool, run with java and the libs/ classpath (no bin/*.sh in the distribution).
-    out = node("kafka03").check_output(
-        "java -cp '/opt/kafka/current/libs/*' org.apache.kafka.tools.MetadataQuorumCommand "
-        "--bootstrap-server kafka03:9094 --command-config /etc/kafka/server.properties describe --status 2>/dev/null"
+TOOL_CLASSES = r"""python3 - <<'PY'
+import glob, re, zipfile
+classes = {n[:-6].replace("/", ".") for j in glob.glob("/opt/kafka/current/libs/*.jar")
+           for n in zipfile.ZipFile(j).namelist() if n.endswith(".class")}
+for path in sorted(glob.glob("/usr/local/bin/kafka-*")):
+    cls = re.search(r"-cp '[^']*' (\S+) ", open(path).read()).group(1)
+    print(path.rsplit("/", 1)[1], cls, cls in classes)
+PY"""
+ADMIN = "--bootstrap-server kafka03:9094 --command-config /etc/kafka/server.properties"
+
+
+def test_the_admin_tools_are_commands_and_run(host, once):
+    """Kafka's own tools (the distribution has no bin/*.sh) as commands, each running a class that is in
+    libs/; the quorum, the topics and the groups as an operator's runbook asks for them."""
+    n = node("kafka03")
+    tools = [line.split() for line in n.check_output(TOOL_CLASSES).splitlines()]
+    print("admin tools:", ", ".join(f"{name} ({cls.rsplit('.', 1)[1]})" for name, cls, _ in tools))
+    assert len(tools) >= 16 and all(found == "True" for *_, found in tools), [t for t in tools if t[2] != "True"]
+    out = n.check_output(
+        f"kafka-metadata-quorum {ADMIN} describe --status && echo ---- && kafka-topics {ADMIN} --list"
+        f" && echo ---- && kafka-consumer-groups {ADMIN} --list"
     )
-    voters = next(line for line in out.splitlines() if line.startswith("CurrentVoters:"))
+    quorum, topics, _groups = out.split("----")
+    voters = next(line for line in quorum.splitlines() if line.startswith("CurrentVoters:"))
     assert all(f'"id": {i}' in voters for i in (1, 2, 3)), voters
+    assert {"sensor_data", "molecule_events"} <= set(topics.split()), topics
 
 
 def test_message_produced_on_one_broker_is_consumed_on_another(host, once):

@@ -89,6 +89,21 @@ def kafka_sasl(user: str, password: str) -> dict:
     }
 
 
+def count_since(consumer, parts: list, start: dict, timeout: float = 120) -> tuple[int, dict]:
+    """Messages in ``parts`` from the offsets ``start`` to the current end (an assigned kafka-python
+    consumer, closed afterwards); returns the count and the end offsets."""
+    consumer.assign(parts)
+    for tp in parts:
+        consumer.seek(tp, start[tp])
+    end = consumer.end_offsets(parts)
+    got = 0
+    deadline = time.monotonic() + timeout
+    while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
+        got += sum(len(batch) for batch in consumer.poll(timeout_ms=2000).values())
+    consumer.close()
+    return got, end
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 PG_WRITE = f"""

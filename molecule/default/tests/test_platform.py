@@ -495,15 +495,7 @@ def test_the_producer_on_the_controller_delivers_every_message():
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert sent.returncode == 0, sent.stderr[-2000:]
-    consumer.assign(parts)
-    for tp in parts:
-        consumer.seek(tp, start[tp])
-    end = consumer.end_offsets(parts)
-    got = 0
-    deadline = time.monotonic() + 120
-    while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
-        got += sum(len(batch) for batch in consumer.poll(timeout_ms=2000).values())
-    consumer.close()
+    got, _ = data.count_since(consumer, parts, start)
     print(
         f"producer on the controller (SASL_SSL, user producer, acks=all): sent {n}, consumed {got} from localhost:29092"
     )

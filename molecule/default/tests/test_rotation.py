@@ -125,15 +125,7 @@ def test_rotating_kafka_and_postgresql_loses_no_acknowledged_message_and_keeps_t
     acknowledged, failed = int(acked[1]), int(acked[2])
     assert failed == 0 and acknowledged >= RATE * 10, produced
 
-    consumer.assign(parts)
-    for tp in parts:
-        consumer.seek(tp, start[tp])
-    end = consumer.end_offsets(parts)
-    consumed = 0
-    deadline = time.monotonic() + 120
-    while any(consumer.position(tp) < end[tp] for tp in parts) and time.monotonic() < deadline:
-        consumed += sum(len(batch) for batch in consumer.poll(timeout_ms=2000).values())
-    consumer.close()
+    consumed, end = data.count_since(consumer, parts, start)
     print(f"acknowledged {acknowledged}, consumed {consumed} (offsets {start} -> {end})")
     assert consumed == acknowledged, "acknowledged and consumed messages differ"
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 STATE = Path(os.environ.get("CHPLATFORM_LAB_STATE", "~/.local/share/chplatform/lab")).expanduser()
 SSH_CONFIG = STATE / "ssh" / "config"
+# The lab's CA on the controller (roles/pki, pki_dir of inventories/lab).
+LAB_CA = STATE / "pki" / "ca.crt"
 SNAPSHOT = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "platform-data.json"
 
 ROWS = 1000
@@ -57,6 +59,12 @@ def secret(name: str) -> str:
     return (STATE / "secrets" / name).read_text().split()[0]
 
 
+# The UIs behind nginx (roles/web_proxy, platform_web_tls): (host, health path, a mark of a healthy
+# body, the app's own port, the port the lab publishes the host's 443 on).
+UIS = [
+    ("airflow01", "/api/v2/monitor/health", '"metadatabase"', 8080, 8443),
+    ("superset01", "/health", "OK", 8088, 8444),
+]
 # Every lab host (inventories/lab/hosts.yml).
 HOSTS = ["airflow01", "kafka01", "keeper03", "minio01", "monitor01", "pg01", "replica01", "replica02", "superset01"]
 NO_CLICKHOUSE = "no ClickHouse server in the lab: its packages are not in the bundle (cannot be downloaded here)"
@@ -85,7 +93,7 @@ def kafka_sasl(user: str, password: str) -> dict:
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": user,
         "sasl_plain_password": password,
-        "ssl_cafile": str(STATE / "pki" / "ca.crt"),
+        "ssl_cafile": str(LAB_CA),
     }
 
 

@@ -490,7 +490,7 @@ def test_the_producer_on_the_controller_delivers_every_message():
     producer = shutil.which("sensor-producer") or str(Path(sys.executable).parent / "sensor-producer")
     sent = subprocess.run(
         [producer, "--bootstrap-servers", "localhost:29092", "--topic", "sensor_data", "--count", str(n), "--rate", "0",
-         "--security-protocol", "SASL_SSL", "--sasl-username", "producer", "--ssl-cafile", str(data.STATE / "pki" / "ca.crt")],
+         "--security-protocol", "SASL_SSL", "--sasl-username", "producer", "--ssl-cafile", str(data.LAB_CA)],
         env={**os.environ, "KAFKA_SASL_PASSWORD": data.secret("kafka_producer")},
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip

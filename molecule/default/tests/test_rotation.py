@@ -22,14 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # platform_data, besid
 
 import platform_data as data
 
-CA = data.STATE / "pki" / "ca.crt"
+CA = data.LAB_CA
 RATE = 200
 # monitor01 probes the UIs as the blackbox exporter does (through the firewall, verified against the
 # CA), once a second until the controller closes its stdin; one line per probe.
-UI_PROBES = {
-    "airflow": "https://airflow01/api/v2/monitor/health",
-    "superset": "https://superset01/health",
-}
+UI_PROBES = {host: f"https://{host}{path}" for host, path, *_ in data.UIS}
 PROBE_LOOP = r"""
 probe() {
   out=$(curl -sS --max-time 3 --cacert /etc/chplatform/tls/ca.crt -w '\n%%{http_code}' "$2" 2>&1) || true
@@ -57,10 +54,10 @@ def served_serial(host: str, connect: str, starttls: str = "") -> str:
     return serial.strip()
 
 
-def healthy(component: str, code: str, body: str) -> bool:
+def healthy(host: str, code: str, body: str) -> bool:
     if code != "200":
         return False
-    if component == "superset":
+    if host == "superset01":
         return body.strip() == "OK"
     doc = json.loads(body)
     return all(doc.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))

@@ -15,12 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # platform_data, besid
 import platform_data as data
 
 CA = "/etc/chplatform/tls/ca.crt"
-LAB_CA = data.STATE / "pki" / "ca.crt"
-# (host, health path, its body's mark, the app's own port, the port the lab publishes 443 on)
-UIS = [
-    ("airflow01", "/api/v2/monitor/health", '"metadatabase"', 8080, 8443),
-    ("superset01", "/health", "OK", 8088, 8444),
-]
+LAB_CA = data.LAB_CA
+UIS = data.UIS
 ids = [ui[0] for ui in UIS]
 
 

@@ -41,6 +41,15 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session", autouse=True)
+def basetemp_before_any_thread(tmp_path_factory) -> None:
+    """run_concurrently's jobs make their temporary directories from threads (tmp_path_factory.mktemp).
+    Making the factory's base directory is not thread-safe: two threads that both made it got different
+    ones, and mktemp then refused its name ("is not a normalized and relative path"). It is made here,
+    once, before any test."""
+    tmp_path_factory.getbasetemp()
+
+
 def run_concurrently(jobs: dict, workers: int = 2) -> dict:
     """Run independent jobs (callables) ``workers`` at a time and return their results by key.
 

@@ -107,6 +107,8 @@ def test_every_secret_of_the_contract_is_in_the_lab_and_in_production(tmp_path):
 def test_role_defaults_pin_the_bundle_versions():
     versions = yaml.safe_load((ROOT / "files/bundle/versions.yml").read_text())
     checked = 0
+    # The release before Kafka's pinned one is bundled for upgrades; no role pins it.
+    versions.pop("kafka_previous_version")
     for key, value in versions.items():
         role = key.split("_")[0]
         defaults = ROOT / "roles" / role / "defaults/main.yml"

@@ -91,6 +91,15 @@ CASES = [
         "kafka_cluster_name on k1 is ''",
         "it seeds the cluster id of a new cluster",
     ),
+    (
+        # An upgrade to a release the bundle does not carry (the lab sets kafka_artifact_versions from it).
+        "version-not-in-the-bundle",
+        THREE,
+        {"kafka_version": "4.4.0", "kafka_artifact_versions": ["4.2.1", "4.3.1"], "kafka_artifact_sha256": ""},
+        "kafka_version on k1 is '4.4.0'",
+        "the artifact source offers Kafka 4.2.1, 4.3.1: set kafka_version to one of them, or pin 4.4.0 in "
+        "files/bundle/versions.yml",
+    ),
     ("port-zero", THREE, {"kafka_port": 0}, "kafka_port on k1 is 0", "between 1 and 65535"),
     (
         "external-port-taken",

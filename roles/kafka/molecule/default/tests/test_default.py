@@ -5,11 +5,13 @@ reassignment; the converged play in check mode is checked by the full stack), da
 restart, the refusal to drop a broker that holds data, and a restart owed by a run that stopped
 before restarting."""
 
+import itertools
 import json
 import os
 import re
 import subprocess
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +29,9 @@ SCENARIO = Path(__file__).resolve().parent.parent
 ROOT = SCENARIO.parents[3]
 # Written by the role when a node's configuration, unit or version changed; removed after the restart.
 MARKER = "/var/lib/chplatform/restart-owed/kafka"
+# converge installs the release before the pinned one; the last test upgrades the cluster to the pinned one.
+VERSIONS = yaml.safe_load((ROOT / "files/bundle/versions.yml").read_text())
+PREVIOUS, PINNED = VERSIONS["kafka_previous_version"], VERSIONS["kafka_version"]
 
 
 def node(name: str):
@@ -155,7 +160,9 @@ def test_jmx_exporter_serves_the_contract_metrics(host):
 
 
 def test_layout_and_ownership(host):
-    assert host.file("/opt/kafka/current").linked_to == "/opt/kafka/kafka_2.13-4.3.1"
+    # The release converge installed, or the pinned one once the upgrade test has run (the tests of
+    # kafka01 run before those of kafka02 and kafka03).
+    assert host.file("/opt/kafka/current").linked_to in (f"/opt/kafka/kafka_2.13-{v}" for v in (PREVIOUS, PINNED))
     assert host.file("/opt/kafka/current/libs").is_directory
     data = host.file("/data/kafka")
     assert data.is_directory and data.user == "kafka" and data.mode == 0o750
@@ -739,11 +746,12 @@ def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once):
             flags=re.MULTILINE,
         )
     ]
-    # One node at a time: restart, healthy, next (in inventory order).
+    # One node at a time: the gate (the node healthy, every partition in sync), restart, healthy, next (in
+    # inventory order: this run skips the step that finds the quorum's leader, which would go last).
     assert events == [
-        ("restart", "kafka01"), ("healthy", "kafka01"),
-        ("restart", "kafka02"), ("healthy", "kafka02"),
-        ("restart", "kafka03"), ("healthy", "kafka03"),
+        ("healthy", "kafka01"), ("restart", "kafka01"), ("healthy", "kafka01"),
+        ("healthy", "kafka02"), ("restart", "kafka02"), ("healthy", "kafka02"),
+        ("healthy", "kafka03"), ("restart", "kafka03"), ("healthy", "kafka03"),
     ], run.stdout[-4000:]  # fmt: skip
     for n in NODES:
         assert not node(n).file(MARKER).exists, f"{n}: owed restart not cleared"
@@ -751,3 +759,180 @@ def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once):
     assert running_broker_config(key) == {1: changed, 2: changed, 3: changed}
     lines = recap(run)
     assert set(lines) == set(NODES) and all("failed=0" in line for line in lines.values()), lines
+
+
+# ---------------------------------------------------------------- the upgrade, under load (last)
+
+# Runs in the background on kafka01 while upgrade.yml runs: acks=all, idempotent, each message a
+# sequence number; counts what the brokers acknowledged until /tmp/upgrade-stop exists.
+UPGRADE_PRODUCER = """
+import json, os, sys, time
+from kafka import KafkaProducer
+topic = sys.argv[1]
+p = KafkaProducer(bootstrap_servers=["kafka01:9094", "kafka02:9094", "kafka03:9094"], **TLS, acks="all",
+                  enable_idempotence=True, delivery_timeout_ms=120000, request_timeout_ms=30000, linger_ms=5)
+state = {"sent": 0, "acked": [], "failed": 0}
+def ok(i):
+    return lambda _meta: state["acked"].append(i)
+def bad(_exc):
+    state["failed"] += 1
+while not os.path.exists("/tmp/upgrade-stop"):
+    for _ in range(20):
+        p.send(topic, str(state["sent"]).encode()).add_callback(ok(state["sent"])).add_errback(bad)
+        state["sent"] += 1
+    time.sleep(0.1)
+p.flush(timeout=150)
+p.close()
+print(json.dumps({"sent": state["sent"], "acked": sorted(state["acked"]), "failed": state["failed"]}))
+"""
+
+# Runs in the background on kafka02: the metadata quorum's leader and the finalized metadata version,
+# four times a second, until /tmp/upgrade-stop exists.
+QUORUM_WATCH = """
+import json, os, time
+from kafka.admin import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=["kafka01:9094", "kafka02:9094", "kafka03:9094"], **TLS,
+                         request_timeout_ms=3000)
+seen = []
+while not os.path.exists("/tmp/upgrade-stop"):
+    now = time.time()
+    try:
+        part = admin.describe_metadata_quorum()["topics"][0]["partitions"][0]
+        leader, epoch = part["leader_id"], part["leader_epoch"]
+    except Exception:
+        leader, epoch = -1, -1
+    try:
+        level = admin.describe_features()["metadata.version"]["finalized"][1]
+    except Exception:
+        level = None
+    seen.append([now, leader, epoch, level])
+    time.sleep(0.25)
+print(json.dumps(seen))
+"""
+
+
+UPGRADE = (str(ROOT / "playbooks/upgrade.yml"), "-e", "chplatform_components=kafka")
+
+
+def background(name: str, script: str, *args: str) -> subprocess.Popen:
+    cmd = f"{PYTHON} - {' '.join(args)} <<'PY'\n{ADMIN_TLS}{textwrap.dedent(script)}\nPY"
+    return subprocess.Popen(
+        ["docker", "exec", name, "bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finalized_metadata_version() -> str:
+    out = node("kafka01").check_output(f"kafka-features {ADMIN} describe")
+    return re.search(r"metadata\.version\s.*FinalizedVersionLevel:\s*(\S+)", out).group(1)
+
+
+def started_at(name: str) -> float:
+    """When systemd last started Kafka on a node (seconds since the epoch)."""
+    out = node(name).check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value kafka")
+    return int(out.lstrip("@"))
+
+
+def test_upgrade_moves_the_cluster_to_the_pinned_release_under_load(host, once):
+    """playbooks/upgrade.yml, from the release before the pinned one to the pinned one, while a producer
+    sends with acks=all: one node at a time, the quorum's leader last, the metadata version raised only
+    after the last node; every acknowledged message read back once, the quorum without a leader for a
+    few seconds at most; a second run changes nothing; going back below the new metadata version is
+    refused before any change."""
+    assert PREVIOUS != PINNED
+    for n in NODES:
+        assert node(n).file("/opt/kafka/current").linked_to == f"/opt/kafka/kafka_2.13-{PREVIOUS}"
+    before = finalized_metadata_version()
+    assert before.startswith(PREVIOUS.rsplit(".", 1)[0] + "-"), before
+    topic = f"upgrade_{uuid.uuid4().hex[:8]}"
+    py(
+        "kafka01",
+        f"""
+        from kafka.admin import KafkaAdminClient, NewTopic
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
+        admin.create_topics([NewTopic("{topic}", 3, 3, topic_configs={{"min.insync.replicas": "2"}})])
+        """,
+    )
+    for n in NODES:
+        node(n).run("rm -f /tmp/upgrade-stop")
+    watch = background("kafka02", QUORUM_WATCH)
+    producer = background("kafka01", UPGRADE_PRODUCER, topic)
+    try:
+        time.sleep(5)
+        run = ansible("ansible-playbook", *UPGRADE)
+    finally:
+        for n in ("kafka01", "kafka02"):
+            node(n).run("touch /tmp/upgrade-stop")
+        produced, produced_err = producer.communicate(timeout=200)
+        watched, watched_err = watch.communicate(timeout=60)
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
+
+    # Every node runs the pinned release, restarted once, and nothing is owed.
+    for n in NODES:
+        assert node(n).file("/opt/kafka/current").linked_to == f"/opt/kafka/kafka_2.13-{PINNED}"
+        assert not node(n).file(MARKER).exists
+    after = finalized_metadata_version()
+    assert after.startswith(PINNED.rsplit(".", 1)[0] + "-"), after
+    restarts = re.findall(r"^TASK \[(?:\w+ : )?Restart the service on (kafka0\d)\]", run.stdout, flags=re.MULTILINE)
+    assert sorted(restarts) == sorted(NODES), restarts
+    raised = run.stdout.index("Raise the metadata version, every node running the new release, to Kafka")
+    last_health = run.stdout.rindex("Wait until the restarted node is healthy, node")
+    assert raised > last_health, "the metadata version was raised before the last node was healthy"
+
+    # The quorum: who led when the run began went last; the longest time without a known leader.
+    samples = json.loads(watched)
+    assert samples, watched_err
+    first_leader = next(leader for _, leader, _, _ in samples if leader >= 0)
+    assert NODES[restarts[-1]] == first_leader, (restarts, first_leader)
+    known = [t for t, leader, _, _ in samples if leader >= 0]
+    gaps = [b - a for a, b in itertools.pairwise(known)]
+    longest = max(gaps)
+    elections = len({epoch for _, leader, epoch, _ in samples if leader >= 0}) - 1
+    print(f"quorum: {len(samples)} samples, longest without a known leader {longest:.1f} s, {elections} election(s)")
+    assert longest < 15, f"the quorum had no known leader for {longest:.1f} s"
+    # The metadata version rose once, after the last node had started on the new release.
+    levels = [(t, level) for t, _, _, level in samples if level is not None]
+    first_raised = next(t for t, level in levels if level > levels[0][1])
+    last_start = max(started_at(n) for n in NODES)
+    print(f"metadata version {before} -> {after}: raised {first_raised - last_start:.1f} s after the last node started")
+    assert first_raised > last_start
+    assert all(level == levels[0][1] for t, level in levels if t < last_start)
+
+    # Every acknowledged message is in the topic, once.
+    result = json.loads(produced.strip().splitlines()[-1]) if produced.strip() else {}
+    assert result, produced_err[-2000:]
+    acked = result["acked"]
+    out = py(
+        "kafka03",
+        f"""
+        import json
+        from kafka import KafkaConsumer
+        c = KafkaConsumer("{topic}", bootstrap_servers="kafka03:9094", **TLS, auto_offset_reset="earliest",
+                          consumer_timeout_ms=20000, enable_auto_commit=False)
+        values = [int(m.value) for m in c]
+        c.close()
+        print(json.dumps(values))
+        """,
+        timeout=300,
+    )
+    consumed = json.loads(out)
+    print(f"producer: sent {result['sent']}, acked {len(acked)}, failed {result['failed']}; consumed {len(consumed)}")
+    assert result["failed"] == 0 and len(acked) > 1000
+    assert len(consumed) == len(set(consumed)), "a message was written twice"
+    assert set(acked) <= set(consumed), f"{len(set(acked) - set(consumed))} acknowledged message(s) lost"
+    assert len(consumed) == len(acked)
+
+    # A second run changes nothing (the finalize step included).
+    again = ansible("ansible-playbook", *UPGRADE, "--tags", "kafka:finalize")
+    assert again.returncode == 0 and all("changed=0" in line for line in recap(again).values()), again.stdout[-3000:]
+
+    # Back to the previous release (converge.yml pins it): refused before any change, naming the fix.
+    pids = {n: main_pid(n) for n in NODES}
+    back = ansible("ansible-playbook", "converge.yml", "--tags", "kafka:assert")
+    assert back.returncode != 0
+    output = back.stdout + back.stderr
+    refusal = f"Kafka {PREVIOUS} cannot run this cluster: its metadata version is finalized at {after}"
+    assert refusal in output, output[-3000:]
+    assert "Nothing was changed" in output
+    for n in NODES:
+        assert node(n).file("/opt/kafka/current").linked_to == f"/opt/kafka/kafka_2.13-{PINNED}"
+        assert main_pid(n) == pids[n]

@@ -761,10 +761,22 @@ def check_kafka(ctx: Context, hosts: list[str]) -> None:
     if hosts and not brokers:
         ctx.add("kafka_process_roles", "group kafka", None, "at least one node must be a broker", shown="no broker")
     for host in hosts[:1]:
-        if not (ctx.var(host, "kafka_artifact_url", role) or ctx.var(host, "kafka_artifact_src", role)):
+        version = str(ctx.var(host, "kafka_version", role))
+        offered = [str(v) for v in ctx.items(host, "kafka_artifact_versions", role)]
+        if offered and version not in offered:
+            # The source has no such release: its URL and checksum are empty; saying so too helps nobody.
+            ctx.add(
+                "kafka_version",
+                host,
+                version,
+                f"the artifact source offers Kafka {', '.join(sorted(offered))}: set kafka_version to one of them, "
+                f"or pin {version} in files/bundle/versions.yml (kafka_version or kafka_previous_version) "
+                "and run bin/bundle build",
+            )
+        elif not (ctx.var(host, "kafka_artifact_url", role) or ctx.var(host, "kafka_artifact_src", role)):
             ctx.add("kafka_artifact_url", host, "", "set kafka_artifact_url or kafka_artifact_src (the distribution)")
         sha = ctx.var(host, "kafka_artifact_sha256", role)
-        if sha is not None and not SHA256.fullmatch(str(sha)):
+        if sha is not None and not SHA256.fullmatch(str(sha)) and not (offered and version not in offered):
             ctx.add(
                 "kafka_artifact_sha256",
                 host,

@@ -65,8 +65,13 @@ def renders() -> dict[str, Path]:
 @pytest.mark.parametrize("name", TOPOLOGIES)
 def test_every_file_is_well_formed_xml(renders, name):
     files = list(renders[name].rglob("*.xml"))
-    # 14 server drop-ins per server (+ keeper_server.xml on embedded members), 1 per standalone Keeper.
-    expected = sum(14 + (h in keepers(name)) for h in servers(name)) + len(set(keepers(name)) - set(servers(name)))
+    # 14 server drop-ins and clickhouse-client's config.xml per server (+ keeper_server.xml on embedded
+    # members), 1 per standalone Keeper; keeper-client's config.xml on every Keeper member.
+    expected = (
+        sum(15 + (h in keepers(name)) for h in servers(name))
+        + len(set(keepers(name)) - set(servers(name)))
+        + len(keepers(name))
+    )
     assert len(files) == expected
     for path in files:
         assert xml(path).tag == "clickhouse", path

@@ -112,6 +112,22 @@ class AnsibleView:
             self._cache[key] = merged
         return self._cache[key]
 
+    # -- recorded state on the hosts (their local facts, when gathered in this run or cached)
+    def local_fact(self, host: str, name: str) -> dict | None:
+        if self._current == host:
+            variables = self._task_vars
+        else:
+            try:
+                variables = self._hostvars.raw_get(host)
+            except Exception:  # a host without variables (not in the inventory): nothing recorded
+                return None
+        local = variables.get("ansible_local")
+        if not isinstance(local, dict):
+            facts = variables.get("ansible_facts")
+            local = facts.get("local") if isinstance(facts, dict) else None
+        value = local.get(name) if isinstance(local, dict) else None
+        return dict(value) if isinstance(value, dict) else None
+
     # -- values
     def is_defined(self, host: str, name: str, role: str) -> bool:
         if self._current == host and name in self._task_vars:

@@ -93,6 +93,9 @@ class View(Protocol):
     def path_exists(self, path: str) -> bool:
         """Whether a path exists on the controller."""
 
+    # Optional (views without it have no recorded state): local_fact(host, name) -> dict | None, a
+    # local fact of the host (ansible_local.<name>) when its facts were gathered or are cached.
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -516,6 +519,79 @@ def check_keeper_quorum(ctx: Context) -> None:
         shared_fix="these Keeper nodes share it — give each Keeper node its own id (ids are the Raft identity: "
         "stable, never reused, never from list order)",
     )
+    check_keeper_membership(ctx, keepers, lambda host: "clickhouse" if host in servers else "clickhouse_keeper")
+
+
+# What each Keeper member recorded when a role last configured it (roles/clickhouse_keeper/tasks/member.yml):
+# {"server_id": id, "host": inventory name, "members": [{"id", "host", "hostname"}, ...]}.
+KEEPER_FACT = "chplatform_keeper"
+KEEPER_FACT_FILE = "/etc/ansible/facts.d/chplatform_keeper.fact"
+KEEPER_REPLACE = "replace one member per run with playbooks/replace_keeper.yml (docs/keeper_replacement.md)"
+
+
+def _recorded_keeper(ctx: Context, host: str) -> dict | None:
+    getter = getattr(ctx.view, "local_fact", None)
+    value = getter(host, KEEPER_FACT) if getter else None
+    return value if isinstance(value, dict) else None
+
+
+def check_keeper_membership(ctx: Context, keepers: list[str], role_of) -> None:
+    """The inventory's quorum against the membership the live members recorded (their local facts,
+    known once facts are gathered or cached; nothing to compare before the first run): a live
+    member keeps its id, an id never moves to another host, and one change removes no more members
+    than the recorded quorum tolerates."""
+    records = {host: record for host in keepers if (record := _recorded_keeper(ctx, host))}
+    if not records:
+        return
+    wanted = {host: _int(ctx.var(host, "clickhouse_keeper_server_id", role_of(host))) for host in keepers}
+    holders: dict[int, set[str]] = {}
+    for record in records.values():
+        for member in record.get("members") or []:
+            if isinstance(member, dict) and _int(member.get("id")) is not None:
+                holders.setdefault(_int(member.get("id")), set()).add(str(member.get("host")))
+    for host, record in records.items():
+        recorded, new = _int(record.get("server_id")), wanted.get(host)
+        if recorded is not None and new is not None and recorded != new:
+            ctx.add(
+                "clickhouse_keeper_server_id",
+                host,
+                new,
+                f"{host} is Keeper member {recorded} (recorded in {KEEPER_FACT_FILE} when it was configured) and a "
+                f"live member's id never changes — set it back to {recorded}; to give the quorum a new id, add a NEW "
+                f"host with that id in place of this one: {KEEPER_REPLACE}",
+            )
+    for host in keepers:
+        new = wanted.get(host)
+        others = holders.get(new, set()) - {host} if new is not None else set()
+        if others and host not in holders.get(new, set()) and _int((records.get(host) or {}).get("server_id")) != new:
+            ctx.add(
+                "clickhouse_keeper_server_id",
+                host,
+                new,
+                f"id {new} belonged to {', '.join(sorted(others))} (recorded by the members in {KEEPER_FACT_FILE}) and "
+                f"a Keeper id is never reused — give {host} a new id, higher than every id used so far "
+                f"({max(holders) + 1} or more)",
+            )
+    ids = {i for i in wanted.values() if i is not None}
+    seen: set[frozenset[int]] = set()
+    for host, record in records.items():
+        old = {_int(m.get("id")): str(m.get("host")) for m in record.get("members") or [] if isinstance(m, dict)}
+        old.pop(None, None)
+        if not old or frozenset(old) in seen:
+            continue
+        seen.add(frozenset(old))
+        removed = sorted(i for i in old if i not in ids)
+        tolerated = (len(old) - 1) // 2
+        if len(removed) > tolerated:
+            ctx.add(
+                "group clickhouse_keeper",
+                "the inventory",
+                None,
+                f"it removes {len(removed)} members at once ({', '.join(f'{old[i]} (id {i})' for i in removed)}) "
+                f"from the quorum of {len(old)} that {host} runs with (recorded in {KEEPER_FACT_FILE}), which "
+                f"tolerates {tolerated} — {KEEPER_REPLACE}, each change applied before the next",
+                shown=f"{len(keepers)} hosts ({', '.join(keepers)})",
+            )
 
 
 def check_node_ids(

@@ -20,6 +20,7 @@ GOOD = {
     "minio_clickhouse_secret_key": "clickhouse-secret-key",
     "minio_airflow_secret_key": "airflow-secret-key-01",
     "minio_prometheus_secret_key": "prometheus-secret-key",
+    "minio_pgbackrest_secret_key": "pgbackrest-secret-key",
 }
 
 

@@ -11,9 +11,13 @@ from tests.conftest import ROOT, assert_refused, problem_lines, run_playbook
 ROLE = ROOT / "roles" / "postgresql"
 HBA_TEMPLATE = ROLE / "templates" / "etc" / "postgresql" / "15" / "main" / "pg_hba.conf.j2"
 # Throw-away values of the vault_* secrets the platform contract maps into postgresql_users.
+# (The MinIO secret of pgBackRest's user is among the role's inputs, used only with postgresql_backup.)
 SECRETS = {
-    f"vault_postgresql_{name}_password": f"test-{name}-pw"
-    for name in ("airflow", "superset", "prod", "clickhouse", "airflow_reader", "monitoring")
+    **{
+        f"vault_postgresql_{name}_password": f"test-{name}-pw"
+        for name in ("airflow", "superset", "prod", "clickhouse", "airflow_reader", "monitoring")
+    },
+    "vault_minio_pgbackrest_secret_key": "test-pgbackrest-key",
 }
 
 

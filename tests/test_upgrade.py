@@ -30,7 +30,7 @@ def test_a_list_or_a_string_in_site_order(value):
 
 @pytest.mark.parametrize("value", ["kafak", ["kafka", "zookeeper"], ""])
 def test_an_unknown_component_names_the_known_ones(value):
-    with pytest.raises(AnsibleFilterError, match="use all, or some of postgresql, minio, kafka") as err:
+    with pytest.raises(AnsibleFilterError, match="use all, or some of minio, postgresql, kafka") as err:
         components(value)
     assert "-e chplatform_components=kafka" in str(err.value)
 

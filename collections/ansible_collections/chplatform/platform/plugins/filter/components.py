@@ -37,7 +37,7 @@ _value:
 """
 
 # The order of site.yml and services.yml: Keeper before the ClickHouse servers that need it.
-KNOWN = ["postgresql", "minio", "kafka", "clickhouse_keeper", "clickhouse", "airflow", "superset", "monitoring"]
+KNOWN = ["minio", "postgresql", "kafka", "clickhouse_keeper", "clickhouse", "airflow", "superset", "monitoring"]
 
 
 def components(value) -> list[str]:

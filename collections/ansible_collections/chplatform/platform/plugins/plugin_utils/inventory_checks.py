@@ -1059,6 +1059,7 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
             path = path if path.startswith("/") else f"{migrations_dir}/{path}"
             if not m.get("file") or not ctx.view.path_exists(path):
                 ctx.add(label, host, m.get("file"), f"the file does not exist on the controller ({path})")
+        check_postgresql_backup(ctx, host)
     for host in hosts:
         hba_type = ctx.var(host, "postgresql_hba_connection_type", role)
         ssl = ctx.var(host, "postgresql_ssl", role, default=True)
@@ -1080,6 +1081,133 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
                 host,
                 addresses,
                 "name the addresses to listen on (localhost and the private address), not a wildcard",
+            )
+
+
+# pgBackRest (the postgresql role's tasks/backup.yml, postgresql_backup).
+PGBACKREST_STANZA = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+PGBACKREST_COMPRESS = ("none", "gz", "bz2", "lz4", "zst")
+TRUE_WORDS = ("true", "yes", "on", "1")
+
+
+def _quiet_items(ctx: Context, host: str, name: str, role: str) -> list | None:
+    """A list variable's items, or None when it is undefined or does not resolve (reported by
+    whichever check owns it, not here)."""
+    try:
+        value = ctx.view.get(host, name, role)
+    except (NotDefined, Unresolvable):
+        return None
+    return list(value) if isinstance(value, list) else None
+
+
+def check_postgresql_backup(ctx: Context, host: str) -> None:
+    """pgBackRest's inputs: MinIO there and over HTTPS, the stanza, the bucket and the user MinIO
+    creates for it, retention and schedules, before the first WAL segment is archived."""
+    role = "postgresql"
+    backup = ctx.var(host, "postgresql_backup", role, default=False)
+    if isinstance(backup, Deferred):
+        return
+    if str(backup).lower() not in (*TRUE_WORDS, "false", "no", "off", "0"):
+        ctx.add("postgresql_backup", host, backup, "use true or false")
+        return
+    if str(backup).lower() not in TRUE_WORDS:
+        return
+    minio_host = ctx.var(host, "platform_minio_host", role, default="")
+    if not minio_host:
+        ctx.add(
+            "postgresql_backup",
+            host,
+            True,
+            "pgBackRest keeps the backups in MinIO and the inventory has no host in group minio: add one, "
+            "or set postgresql_backup: false in group_vars/all",
+        )
+    tls = ctx.var(host, "minio_tls", role, default=True)
+    if not isinstance(tls, Deferred) and str(tls).lower() not in TRUE_WORDS:
+        ctx.add(
+            "postgresql_backup",
+            host,
+            True,
+            "pgBackRest reaches S3 over HTTPS only and minio_tls is false: set minio_tls: true, "
+            "or postgresql_backup: false in group_vars/all",
+        )
+    stanza = ctx.var(host, "platform_pgbackrest_stanza", role)
+    if stanza is not None and not isinstance(stanza, Deferred) and not PGBACKREST_STANZA.fullmatch(str(stanza)):
+        ctx.add(
+            "platform_pgbackrest_stanza",
+            host,
+            stanza,
+            "use lower-case letters, digits, _ and - (up to 63, e.g. chplatform), set once in group_vars/all; "
+            "renaming it starts a new, empty stanza",
+        )
+    bucket = str(ctx.var(host, "platform_minio_pgbackrest_bucket", role, default="") or "")
+    rule = bucket_name_problem(bucket)
+    if rule:
+        suggestion = re.sub(r"[^a-z0-9.-]", "-", bucket.lower()).strip(".-") or "postgresql-backups"
+        ctx.add("platform_minio_pgbackrest_bucket", host, bucket, f"{rule} — rename it, e.g. '{suggestion}'")
+    user_name = str(ctx.var(host, "platform_minio_pgbackrest_user", role, default="") or "")
+    # MinIO's lists as its role sees them; one that does not resolve here (a secret of another user
+    # missing) is the minio component's to report, and these cross-checks wait for it.
+    buckets = _quiet_items(ctx, minio_host, "minio_buckets", "minio") if minio_host in ctx.hosts("minio") else None
+    users = _quiet_items(ctx, minio_host, "minio_users", "minio") if minio_host in ctx.hosts("minio") else None
+    if buckets is not None and users is not None:
+        buckets += _quiet_items(ctx, minio_host, "minio_buckets_extra", "minio") or []
+        users += _quiet_items(ctx, minio_host, "minio_users_extra", "minio") or []
+        present = {b.get("name") for b in buckets if isinstance(b, dict) and b.get("state", "present") == "present"}
+        if not rule and bucket not in present:
+            ctx.add(
+                "platform_minio_pgbackrest_bucket",
+                host,
+                bucket,
+                "MinIO does not create that bucket: keep the contract's minio_buckets entry "
+                '`- name: "{{ platform_minio_pgbackrest_bucket }}"` (or add it to minio_buckets_extra)',
+            )
+        user = next((u for u in users if isinstance(u, dict) and u.get("name") == user_name), None)
+        if user is None or user.get("state", "present") != "present":
+            ctx.add(
+                "platform_minio_pgbackrest_user",
+                host,
+                user_name,
+                "MinIO has no such user: keep the contract's minio_users entry for it "
+                "(read_write on platform_minio_pgbackrest_bucket, secret minio_pgbackrest_secret_key)",
+            )
+        elif not rule and bucket not in (user.get("read_write") or []):
+            ctx.add(
+                f"minio_users[{user_name}].read_write",
+                "group minio",
+                user.get("read_write"),
+                f"pgBackRest writes and expires its backups in {bucket}: grant read_write on it",
+            )
+    secret = ctx.var(host, "minio_pgbackrest_secret_key", role, default="")
+    if not isinstance(secret, Deferred) and not 8 <= len(str(secret or "")) <= 40:
+        ctx.add(
+            "minio_pgbackrest_secret_key",
+            host,
+            secret,
+            secret_fix(ctx, "minio_pgbackrest_secret_key", "8 to 40 characters"),
+        )
+    for name, low, high, what in (
+        ("postgresql_backup_retention_full", 1, 9999999, "the number of full backups to keep"),
+        ("postgresql_backup_process_max", 1, 999, "the number of processes"),
+    ):
+        value = ctx.var(host, name, role)
+        number = _int(value)
+        if value is not None and not isinstance(value, Deferred) and not (number and low <= number <= high):
+            ctx.add(name, host, value, f"use a whole number from {low} to {high}: {what}")
+    compress = ctx.var(host, "postgresql_backup_compress_type", role)
+    if compress is not None and compress not in PGBACKREST_COMPRESS:
+        ctx.add("postgresql_backup_compress_type", host, compress, f"use one of {', '.join(PGBACKREST_COMPRESS)}")
+    path = ctx.var(host, "postgresql_backup_repo_path", role)
+    if path is not None and not re.fullmatch(r"/[A-Za-z0-9_./-]*", str(path)):
+        ctx.add("postgresql_backup_repo_path", host, path, "use an absolute path in the bucket, e.g. /pgbackrest")
+    for name in ("postgresql_backup_full_schedule", "postgresql_backup_incr_schedule"):
+        value = ctx.var(host, name, role)
+        if value is not None and (not str(value).strip() or not re.fullmatch(r"[A-Za-z0-9 *,.:/~-]+", str(value))):
+            ctx.add(
+                name,
+                host,
+                value,
+                "use a systemd OnCalendar expression such as 'Sun *-*-* 02:30:00' "
+                "(check it with systemd-analyze calendar '<expression>')",
             )
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers for the project's pytest suite."""
 
+import json
 import os
 import subprocess
 import sys
@@ -89,6 +90,44 @@ def local_inventory(tmp_path: Path, children: dict, **host_vars) -> str:
     path = tmp_path / "hosts.yml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
+
+
+def render_role_templates(
+    tmp_path: Path, role: str, templates: list[dict], inventory: str, host: str, extra_vars: dict
+) -> tuple[Path, str]:
+    """Render some of a role's templates for ``host`` as the role sees its variables (the platform
+    contract's defaults, the role's defaults and vars, the inventory, ``extra_vars``), on the
+    controller; return the directory they were written to (each item: src under the role's
+    templates/, dest, and any variables the template reads from ``item``), and the run's output."""
+    out = tmp_path / "out"
+    out.mkdir()
+    play = [
+        {
+            "name": f"Render templates of the {role} role",
+            "hosts": host,
+            "connection": "local",
+            "gather_facts": False,
+            "vars_files": [f"{ROOT}/roles/platform/defaults/main.yml"]
+            + [f"{ROOT}/roles/{role}/{part}/main.yml" for part in ("defaults", "vars")],
+            "tasks": [
+                {
+                    "name": "Render",
+                    "ansible.builtin.template": {
+                        "src": f"{ROOT}/roles/{role}/templates/{{{{ item.src }}}}",
+                        "dest": f"{out}/{{{{ item.dest }}}}",
+                        "mode": "0600",
+                    },
+                    "loop": templates,
+                }
+            ],
+        }
+    ]
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+    (tmp_path / "vars.json").write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra_vars}))
+    result = run_playbook(playbook, "-i", inventory, "-e", f"@{tmp_path / 'vars.json'}")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return out, result.stdout + result.stderr
 
 
 def problem_lines(output: str) -> list[str]:

@@ -10,14 +10,21 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, assert_refused, local_inventory, problem_lines, run_concurrently, run_playbook
+from tests.conftest import (
+    ROOT,
+    assert_refused,
+    local_inventory,
+    problem_lines,
+    render_role_templates,
+    run_concurrently,
+    run_playbook,
+)
 
 ROLE = ROOT / "roles" / "postgresql"
 S3_SECRET = "pgbackrest-test-secret-4e1f"  # noqa: S105  (a test value, looked for in the output)
@@ -30,43 +37,20 @@ SECRETS = {
     **{f"vault_minio_{name}_secret_key": f"test-minio-{name}-key" for name in ("clickhouse", "airflow", "prometheus")},
     "vault_minio_pgbackrest_secret_key": S3_SECRET,
 }
-RENDER = """
-- name: Render the postgresql role's pgBackRest and server configuration
-  hosts: pg01
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {root}/roles/platform/defaults/main.yml
-    - {root}/roles/postgresql/defaults/main.yml
-    - {root}/roles/postgresql/vars/main.yml
-  tasks:
-    - name: Render
-      ansible.builtin.template:
-        src: "{root}/roles/postgresql/templates/{{{{ item.src }}}}"
-        dest: "{out}/{{{{ item.dest }}}}"
-        mode: "0600"
-      loop:
-        - {{src: etc/pgbackrest/pgbackrest.conf.j2, dest: pgbackrest.conf}}
-        - {{src: etc/postgresql/15/main/postgresql.conf.j2, dest: postgresql.conf}}
-        - src: etc/systemd/system/pgbackrest-backup.timer.j2
-          dest: full.timer
-          type: full
-          schedule: "Sun *-*-* 02:30:00"
-"""
+TEMPLATES = [
+    {"src": "etc/pgbackrest/pgbackrest.conf.j2", "dest": "pgbackrest.conf"},
+    {"src": "etc/postgresql/15/main/postgresql.conf.j2", "dest": "postgresql.conf"},
+    {"src": "etc/systemd/system/pgbackrest-backup.timer.j2", "dest": "full.timer", "type": "full",
+     "schedule": "Sun *-*-* 02:30:00"},
+]  # fmt: skip
 
 
 def render(tmp_path: Path, **extra) -> Path:
     """The role's templates for pg01 of an inventory with minio01, from the contract's defaults."""
-    out = tmp_path / "out"
-    out.mkdir()
     inventory = local_inventory(tmp_path, {"postgres": {"pg01": {}}, "minio": {"minio01": {}}})
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(RENDER.format(root=ROOT, out=out))
-    values = {**SECRETS, "postgresql_listen_addresses": ["localhost"], "ansible_python_interpreter": sys.executable}
-    (tmp_path / "vars.json").write_text(json.dumps({**values, **extra}))
-    result = run_playbook(playbook, "-i", inventory, "-e", f"@{tmp_path / 'vars.json'}")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert S3_SECRET not in result.stdout + result.stderr
+    values = {**SECRETS, "postgresql_listen_addresses": ["localhost"], **extra}
+    out, output = render_role_templates(tmp_path, "postgresql", TEMPLATES, inventory, "pg01", values)
+    assert S3_SECRET not in output
     return out
 
 

@@ -8,44 +8,21 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_playbook
+from tests.conftest import ROOT, render_role_templates
 
 ROLE = ROOT / "roles" / "web_proxy"
-PLAY = """
-- name: Render the web_proxy site
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {root}/roles/platform/defaults/main.yml
-    - {root}/roles/web_proxy/defaults/main.yml
-    - {root}/roles/web_proxy/vars/main.yml
-  tasks:
-    - name: Render the site and the check script
-      ansible.builtin.template:
-        src: "{root}/roles/web_proxy/templates/{{{{ item.src }}}}"
-        dest: "{out}/{{{{ item.dest }}}}"
-        mode: "0600"
-      loop:
-        - {{src: etc/nginx/sites-available/site.conf.j2, dest: site.conf}}
-        - {{src: usr/local/sbin/chplatform-nginx-check-site.j2, dest: check-site}}
-"""
+TEMPLATES = [
+    {"src": "etc/nginx/sites-available/site.conf.j2", "dest": "site.conf"},
+    {"src": "usr/local/sbin/chplatform-nginx-check-site.j2", "dest": "check-site"},
+]
 
 
 def render(tmp_path: Path, **extra) -> str:
-    out = tmp_path / "out"
-    out.mkdir()
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(PLAY.format(root=ROOT, out=out))
-    extra["ansible_python_interpreter"] = sys.executable
-    result = run_playbook(playbook, "-i", "localhost,", "-e", yaml.safe_dump(extra, default_flow_style=True).strip())
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    out, _ = render_role_templates(tmp_path, "web_proxy", TEMPLATES, "localhost,", "localhost", extra)
     return (out / "site.conf").read_text()
 
 

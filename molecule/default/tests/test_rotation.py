@@ -46,8 +46,11 @@ def served_serial(host: str, connect: str, starttls: str = "") -> str:
     option = f"-starttls {starttls}" if starttls else ""
     out = data.remote(
         host,
-        f"openssl s_client {option} -connect {connect} -CAfile /etc/chplatform/tls/ca.crt </dev/null 2>/dev/null"
-        " | tee /tmp/rotation-probe | openssl x509 -noout -serial; grep -m1 'Verify return code' /tmp/rotation-probe",
+        # The handshake goes to a file first: openssl x509 stops reading after the certificate, and a
+        # pipe into it would end tee with SIGPIPE (exit 141) whenever s_client wrote more after it.
+        f"openssl s_client {option} -connect {connect} -CAfile /etc/chplatform/tls/ca.crt </dev/null"
+        " >/tmp/rotation-probe 2>/dev/null; openssl x509 -noout -serial -in /tmp/rotation-probe;"
+        " grep -m1 'Verify return code' /tmp/rotation-probe",
     )
     serial, _, verify = out.partition("\n")
     assert "Verify return code: 0 (ok)" in verify, f"{connect} seen from {host}: {verify}"

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from ansible_collections.chplatform.platform.plugins.filter import kafka as kafka_ids
+from ansible_collections.chplatform.platform.plugins.module_utils import kafka_reassign
 from ansible_collections.chplatform.platform.plugins.modules import kafka_topic
 
 plan_topic = kafka_topic.plan_topic
@@ -195,16 +196,16 @@ def test_lowering_moves_no_data_and_needs_no_throttle():
     current = topic({0: [1, 2, 3], 1: [2, 3, 1]})
     plan = plan_topic("s", "present", current, replication_factor=1, brokers=BROKERS, throttle=1000)
     assert "replicas are only dropped, no data moves" in plan.actions[0]
-    assert kafka_topic.throttled_replicas(plan.reassign) == {}
+    assert kafka_reassign.throttled_replicas(plan.reassign) == {}
 
 
 def test_throttle_covers_the_senders_and_the_new_replicas():
     moves = {0: ([1], [2, 1, 3]), 1: ([2, 3], [2, 3]), 2: ([1, 2], [1, 3])}
-    assert kafka_topic.throttled_replicas(moves) == {
+    assert kafka_reassign.throttled_replicas(moves) == {
         "leader.replication.throttled.replicas": "0:1,2:1,2:2",
         "follower.replication.throttled.replicas": "0:2,0:3,2:3",
     }
-    assert kafka_topic.throttled_brokers(moves) == [1, 2, 3]
+    assert kafka_reassign.throttled_brokers(moves) == [1, 2, 3]
 
 
 def test_grow_and_raise_together():

@@ -677,21 +677,27 @@ def test_topics_reached_replication_factor_three_by_reassignment(host, once):
     assert state["throttles"] == []
 
 
-def test_removing_a_broker_is_refused_before_any_change(host, once, tmp_path):
-    """kafka03 taken out of the inventory while it holds replicas and a vote: the kafka play stops
-    before changing anything, naming the node and the drain procedure."""
+def kafka_inventory(tmp_path: Path, names: list[str], extra: dict[str, dict] | None = None) -> str:
+    """An inventory whose group kafka holds ``names`` (the scenario's hosts, their connection as
+    molecule wrote it, plus ``extra`` variables), with the scenario's group_vars and host_vars."""
     molecule_inventory = yaml.safe_load(Path(INVENTORY).read_text())
-    hosts = {h: dict(molecule_inventory["all"]["hosts"][h]) for h in ("kafka01", "kafka02")}
-    # Validation refuses an even number of controllers before this check could run: the smaller
-    # inventory keeps an odd quorum by making kafka02 a broker-only node.
-    hosts["kafka02"]["kafka_process_roles"] = ["broker"]
+    hosts = {h: {**molecule_inventory["all"]["hosts"][h], **(extra or {}).get(h, {})} for h in names}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"kafka": {"hosts": hosts}}}}))
     for link in ("group_vars", "host_vars"):
         (tmp_path / link).symlink_to((Path(INVENTORY).parent / link).resolve())
+    return str(tmp_path / "hosts.yml")
+
+
+def test_removing_a_broker_is_refused_before_any_change(host, once, tmp_path):
+    """kafka03 taken out of the inventory while it holds replicas and a vote: the kafka play stops
+    before changing anything, naming the node and the drain procedure."""
+    # Validation refuses an even number of controllers before this check could run: the smaller
+    # inventory keeps an odd quorum by making kafka02 a broker-only node.
+    smaller = kafka_inventory(tmp_path, ["kafka01", "kafka02"], {"kafka02": {"kafka_process_roles": ["broker"]}})
     before = {n: (node(n).file("/etc/kafka/server.properties").sha256sum, main_pid(n)) for n in ("kafka01", "kafka02")}
     # --tags kafka: the kafka role only. converge.yml applies the common role first, which would
     # rightly rewrite /etc/hosts for the smaller inventory (site.yml runs it as a play of its own).
-    run = ansible("ansible-playbook", "converge.yml", "--tags", "kafka", inventory=str(tmp_path / "hosts.yml"))
+    run = ansible("ansible-playbook", "converge.yml", "--tags", "kafka", inventory=smaller)
     assert run.returncode != 0, run.stdout[-3000:]
     # (Failures go to stderr with molecule's display_failed_stderr.)
     output = run.stdout + run.stderr
@@ -699,7 +705,8 @@ def test_removing_a_broker_is_refused_before_any_change(host, once, tmp_path):
     assert line is not None, output[-4000:]
     # One line: the node, what it holds, and the drain procedure.
     for part in ("partition replica(s) and a vote in the metadata quorum", "removing it now loses data",
-                 "reassign its partitions", "remove-controller --controller-id 3 --controller-directory-id ",
+                 "remove-controller --controller-id 3 --controller-directory-id ",
+                 "playbooks/remove_kafka_broker.yml -e kafka_remove_hosts=<host>",
                  "then remove the host from the inventory"):  # fmt: skip
         assert part in line, (part, line)
     lines = recap(run)
@@ -758,7 +765,8 @@ def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once):
         assert main_pid(n) != pids[n], f"{n} was not restarted"
     assert running_broker_config(key) == {1: changed, 2: changed, 3: changed}
     lines = recap(run)
-    assert set(lines) == set(NODES) and all("failed=0" in line for line in lines.values()), lines
+    # (kafka04, outside group kafka until the drain drill, gets only the pki play's files.)
+    assert set(NODES) <= set(lines) and all("failed=0" in line for line in lines.values()), lines
 
 
 # ---------------------------------------------------------------- the upgrade, under load (last)
@@ -812,6 +820,7 @@ print(json.dumps(seen))
 
 
 UPGRADE = (str(ROOT / "playbooks/upgrade.yml"), "-e", "chplatform_components=kafka")
+REMOVE = str(ROOT / "playbooks/remove_kafka_broker.yml")
 
 
 def background(name: str, script: str, *args: str) -> subprocess.Popen:
@@ -830,6 +839,33 @@ def started_at(name: str) -> float:
     """When systemd last started Kafka on a node (seconds since the epoch)."""
     out = node(name).check_output("systemctl show -p ExecMainStartTimestamp --timestamp=unix --value kafka")
     return int(out.lstrip("@"))
+
+
+def every_acknowledged_message_once(topic: str, produced: str, produced_err: str) -> None:
+    """UPGRADE_PRODUCER's report against what a consumer reads from the topic: nothing failed, every
+    acknowledged message is there, none twice, none that was not acknowledged."""
+    result = json.loads(produced.strip().splitlines()[-1]) if produced.strip() else {}
+    assert result, produced_err[-2000:]
+    acked = result["acked"]
+    out = py(
+        "kafka03",
+        f"""
+        import json
+        from kafka import KafkaConsumer
+        c = KafkaConsumer("{topic}", bootstrap_servers="kafka03:9094", **TLS, auto_offset_reset="earliest",
+                          consumer_timeout_ms=20000, enable_auto_commit=False)
+        values = [int(m.value) for m in c]
+        c.close()
+        print(json.dumps(values))
+        """,
+        timeout=300,
+    )
+    consumed = json.loads(out)
+    print(f"producer: sent {result['sent']}, acked {len(acked)}, failed {result['failed']}; consumed {len(consumed)}")
+    assert result["failed"] == 0 and len(acked) > 1000
+    assert len(consumed) == len(set(consumed)), "a message was written twice"
+    assert set(acked) <= set(consumed), f"{len(set(acked) - set(consumed))} acknowledged message(s) lost"
+    assert len(consumed) == len(acked)
 
 
 def test_upgrade_moves_the_cluster_to_the_pinned_release_under_load(host, once):
@@ -898,28 +934,7 @@ def test_upgrade_moves_the_cluster_to_the_pinned_release_under_load(host, once):
     assert all(level == levels[0][1] for t, level in levels if t < last_start)
 
     # Every acknowledged message is in the topic, once.
-    result = json.loads(produced.strip().splitlines()[-1]) if produced.strip() else {}
-    assert result, produced_err[-2000:]
-    acked = result["acked"]
-    out = py(
-        "kafka03",
-        f"""
-        import json
-        from kafka import KafkaConsumer
-        c = KafkaConsumer("{topic}", bootstrap_servers="kafka03:9094", **TLS, auto_offset_reset="earliest",
-                          consumer_timeout_ms=20000, enable_auto_commit=False)
-        values = [int(m.value) for m in c]
-        c.close()
-        print(json.dumps(values))
-        """,
-        timeout=300,
-    )
-    consumed = json.loads(out)
-    print(f"producer: sent {result['sent']}, acked {len(acked)}, failed {result['failed']}; consumed {len(consumed)}")
-    assert result["failed"] == 0 and len(acked) > 1000
-    assert len(consumed) == len(set(consumed)), "a message was written twice"
-    assert set(acked) <= set(consumed), f"{len(set(acked) - set(consumed))} acknowledged message(s) lost"
-    assert len(consumed) == len(acked)
+    every_acknowledged_message_once(topic, produced, produced_err)
 
     # A second run changes nothing (the finalize step included).
     again = ansible("ansible-playbook", *UPGRADE, "--tags", "kafka:finalize")
@@ -936,3 +951,93 @@ def test_upgrade_moves_the_cluster_to_the_pinned_release_under_load(host, once):
     for n in NODES:
         assert node(n).file("/opt/kafka/current").linked_to == f"/opt/kafka/kafka_2.13-{PINNED}"
         assert main_pid(n) == pids[n]
+
+
+# ---------------------------------------------------------------- a broker added, drained and removed (last)
+
+
+def replicas_per_node() -> dict[int, int]:
+    """How many partition replicas each node holds, over every topic (Kafka's internal ones too)."""
+    out = py(
+        "kafka01",
+        """
+        import json
+        from collections import Counter
+        from kafka.admin import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
+        held = Counter(b for t in admin.describe_topics() for p in t["partitions"] for b in p["replica_nodes"])
+        print(json.dumps(held))
+        """,
+    )
+    return {int(n): c for n, c in json.loads(out).items()}
+
+
+@pytest.fixture
+def last(request):
+    """The drain drill runs once, as the very last test: for kafka03, the last host, whose tests run
+    after kafka01's and kafka02's. Adding kafka04 changes every node's configuration (super.users names
+    each node): no per-node check may run after it."""
+    if "kafka03" not in request.node.name:
+        pytest.skip("cluster-level drill, run once, after every other check (for kafka03)")
+
+
+def test_a_fourth_broker_is_added_then_drained_and_removed_under_load(host, last, tmp_path):
+    """kafka04 joins the running cluster as a broker-only node (the scenario's converge with it in
+    group kafka: the other nodes restart one at a time for their new super.users) and takes replicas
+    of a new topic; then, while a producer sends with acks=all, playbooks/remove_kafka_broker.yml drains
+    it (every replica moved to the three others), stops it and unregisters it: every acknowledged
+    message is read back once. A second run changes nothing, and the role's check before any change
+    accepts the inventory without kafka04."""
+    four = kafka_inventory(tmp_path, [*NODES, "kafka04"])
+    pids = {n: main_pid(n) for n in NODES}
+    add = ansible("ansible-playbook", "converge.yml", "-e", f"kafka_version={PINNED}", inventory=four)
+    assert add.returncode == 0, add.stdout[-5000:] + add.stderr[-2000:]
+    assert node("kafka04").service("kafka").is_running
+    print(f"kafka04 added; restarted meanwhile: {[n for n in NODES if main_pid(n) != pids[n]] or 'none'}")
+
+    topic = f"drain_{uuid.uuid4().hex[:8]}"
+    py(
+        "kafka01",
+        f"""
+        from kafka.admin import KafkaAdminClient, NewTopic
+        admin = KafkaAdminClient(bootstrap_servers="kafka01:9094", **TLS)
+        admin.create_topics([NewTopic("{topic}", 4, 3, topic_configs={{"min.insync.replicas": "2"}})])
+        """,
+    )
+    before = replicas_per_node()
+    assert before.get(4, 0) >= 3, f"kafka04 holds too little to drain: {before}"
+
+    for n in ("kafka01", "kafka02"):
+        node(n).run("rm -f /tmp/upgrade-stop")
+    producer = background("kafka01", UPGRADE_PRODUCER, topic)
+    try:
+        time.sleep(5)
+        run = ansible("ansible-playbook", REMOVE, "-e", "kafka_remove_hosts=kafka04", inventory=four)
+    finally:
+        node("kafka01").run("touch /tmp/upgrade-stop")
+        produced, produced_err = producer.communicate(timeout=200)
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
+
+    after = replicas_per_node()
+    print(f"replicas per node before the drain {before}, after {after}")
+    assert after.get(4, 0) == 0, after
+    assert sum(after.values()) == sum(before.values()), "a replica was dropped instead of moved"
+    assert not node("kafka04").service("kafka").is_running
+    assert not node("kafka04").service("kafka").is_enabled
+    assert "changed: [kafka0" in run.stdout.split("Unregister the removed brokers", 1)[1].split("TASK [", 1)[0]
+    every_acknowledged_message_once(topic, produced, produced_err)
+
+    # A second run: nothing to move, nothing to stop, not registered any more.
+    again = ansible("ansible-playbook", REMOVE, "-e", "kafka_remove_hosts=kafka04", inventory=four)
+    assert again.returncode == 0 and all("changed=0" in line for line in recap(again).values()), again.stdout[-4000:]
+
+    # kafka04 out of the inventory (the scenario's): the role's check before any change (kafka:assert,
+    # as in the refusal test above) asks the cluster and finds nothing held and no vote on node 4.
+    gone = ansible("ansible-playbook", "converge.yml", "--tags", "kafka:assert", "-e", f"kafka_version={PINNED}")
+    output = gone.stdout + gone.stderr
+    assert gone.returncode == 0, output[-4000:]
+    asked = output.split("Ask the running cluster which nodes hold partition replicas and quorum votes]", 1)[1]
+    outcome = re.search(r"^(ok|skipping|changed|fatal|failed):", asked, flags=re.MULTILINE)
+    assert outcome and outcome[1] == "ok", asked[:500]
+    assert "is no longer in the inventory" not in output
+    assert all("changed=0" in line for line in recap(gone).values()), recap(gone)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +13,22 @@ from ansible_collections.chplatform.platform.plugins.module_utils.kafka_common i
     REQUIRED_IF,
     admin_client,
 )
+from ansible_collections.chplatform.platform.plugins.module_utils.kafka_reassign import (
+    THROTTLED_REPLICAS_KEYS,
+    PlanError,
+    check_alter,
+    clear_throttle,
+    describe_topic,
+    live_brokers,
+    order_with_leader,
+    reassign_partitions,
+    replica_counts,
+    rotation,
+    throttled_replicas,
+    wait_for_reassignment,
+)
 
 try:
-    from kafka import TopicPartition
     from kafka.admin import ConfigResource
 
     HAS_KAFKA = True
@@ -165,17 +177,6 @@ after:
   sample: {partitions: 3, replication_factor: 3, configs: {retention.ms: "604800000"}, replicas: {"0": [2, 1, 3]}}
 """
 
-# The config source of an override set on the topic itself.
-TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
-# Topic keys that mark the replicas a reassignment throttles (set and removed by this module).
-THROTTLED_REPLICAS_KEYS = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
-# Broker keys that hold the throttle rate while a reassignment runs.
-THROTTLE_RATE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
-
-
-class PlanError(Exception):
-    """The wanted state cannot be reached by this module (the message says why and what to do)."""
-
 
 @dataclass
 class Plan:
@@ -214,33 +215,6 @@ def normalize_configs(configs: dict[str, Any] | None) -> dict[str, str]:
 # ------------------------------------------------------------------ replica placement (pure)
 
 
-def _counts(assignment: dict[int, list[int]], brokers: list[int]) -> tuple[dict[int, int], dict[int, int]]:
-    """Replicas and preferred leaders (first replica) per broker in ``assignment``."""
-    replicas = dict.fromkeys(brokers, 0)
-    leaders = dict.fromkeys(brokers, 0)
-    for reps in assignment.values():
-        for broker in reps:
-            replicas[broker] = replicas.get(broker, 0) + 1
-        if reps:
-            leaders[reps[0]] = leaders.get(reps[0], 0) + 1
-    return replicas, leaders
-
-
-def _rotation(brokers: list[int], partition: int) -> dict[int, int]:
-    """Tie-break order for a partition: the broker list rotated by the partition number."""
-    n = len(brokers)
-    return {b: (i - partition) % n for i, b in enumerate(brokers)}
-
-
-def _order_with_leader(reps: list[int], partition: int, brokers: list[int], leaders: dict[int, int]) -> list[int]:
-    """Put the broker that leads the fewest partitions first (ties: the current first replica, then
-    the rotation), keep the others in their order."""
-    rot = _rotation(brokers, partition)
-    current_first = reps[0] if reps else None
-    leader = min(reps, key=lambda b: (leaders.get(b, 0), b != current_first, rot.get(b, len(brokers))))
-    return [leader] + [b for b in reps if b != leader]
-
-
 def plan_assignment(
     current: dict[int, list[int]], brokers: list[int], replication_factor: int, partitions: int | None = None
 ) -> tuple[dict[int, list[int]], list[list[int]]]:
@@ -271,8 +245,8 @@ def plan_assignment(
             continue
         # Count the topic without this partition, then place it.
         del working[p]
-        replicas, leaders = _counts(working, brokers)
-        rot = _rotation(brokers, p)
+        replicas, leaders = replica_counts(working, brokers)
+        rot = rotation(brokers, p)
         if len(reps) < replication_factor:
             candidates = sorted(
                 (b for b in brokers if b not in reps), key=lambda b, r=replicas, o=rot: (r.get(b, 0), o[b])
@@ -284,36 +258,20 @@ def plan_assignment(
             drop_order = sorted(reps, key=lambda b: (b in brokers, -replicas.get(b, 0), -index[b]))
             dropped = set(drop_order[: len(reps) - replication_factor])
             new = [b for b in reps if b not in dropped]
-        new = _order_with_leader(new, p, brokers, leaders)
+        new = order_with_leader(new, p, brokers, leaders)
         working[p] = new
         moves[p] = new
     added: list[list[int]] = []
     if partitions is not None:
         for p in range(len(current), partitions):
-            replicas, leaders = _counts(working, brokers)
-            rot = _rotation(brokers, p)
+            replicas, leaders = replica_counts(working, brokers)
+            rot = rotation(brokers, p)
             leader = min(brokers, key=lambda b, r=replicas, lead=leaders, o=rot: (lead[b], r[b], o[b]))
             followers = sorted((b for b in brokers if b != leader), key=lambda b, r=replicas, o=rot: (r[b], o[b]))
             new = [leader, *followers[: replication_factor - 1]]
             working[p] = new
             added.append(new)
     return moves, added
-
-
-def throttled_replicas(moves: dict[int, tuple[list[int], list[int]]]) -> dict[str, str]:
-    """The topic configs that throttle a reassignment, as kafka-reassign-partitions sets them: the
-    current replicas of each moving partition lead (send), the added replicas follow (receive).
-    Empty when no replica is added (lowering a factor moves no data)."""
-    leader = [f"{p}:{b}" for p, (old, new) in sorted(moves.items()) for b in old if set(new) - set(old)]
-    follower = [f"{p}:{b}" for p, (old, new) in sorted(moves.items()) for b in new if b not in old]
-    if not follower:
-        return {}
-    return {THROTTLED_REPLICAS_KEYS[0]: ",".join(leader), THROTTLED_REPLICAS_KEYS[1]: ",".join(follower)}
-
-
-def throttled_brokers(moves: dict[int, tuple[list[int], list[int]]]) -> list[int]:
-    """Brokers that send or receive data in a reassignment (they get the throttle rate)."""
-    return sorted({b for old, new in moves.values() if set(new) - set(old) for b in (*old, *new)})
 
 
 # ------------------------------------------------------------------ the plan (pure)
@@ -481,131 +439,8 @@ def desired_view(state: str, current: dict | None, plan: Plan, partitions: int |
 # ------------------------------------------------------------------ talking to the cluster
 
 
-def live_brokers(admin: Any) -> list[int]:
-    """Registered, unfenced brokers."""
-    return sorted(b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced"))
-
-
-def running_reassignments(admin: Any, name: str | None = None, partitions: int = 0) -> dict:
-    """Reassignments in progress: of the topic's partitions, or (name None) of the whole cluster."""
-    wanted = {name: list(range(partitions))} if name is not None else None
-    if name is not None and partitions == 0:
-        return {}
-    return admin.list_partition_reassignments(wanted)
-
-
-def describe_topic(admin: Any, name: str) -> dict[str, Any] | None:
-    """The topic's partitions and their replicas, replication factor and own config overrides
-    (None if missing), and whether a reassignment of it is running."""
-    if name not in admin.list_topics():
-        return None
-    (meta,) = admin.describe_topics([name])
-    if meta.get("error_code"):
-        raise RuntimeError(f"describe topic {name}: error code {meta['error_code']}")
-    partitions = meta["partitions"]
-    assignment = {p["partition_index"]: list(p["replica_nodes"]) for p in partitions}
-    replication_factor = max((len(r) for r in assignment.values()), default=0)
-    described = admin.describe_configs([ConfigResource("TOPIC", name)])
-    entries = described.get("topic", {}).get(name, {})
-    configs = {
-        key: entry["value"] for key, entry in entries.items() if entry.get("config_source") == TOPIC_OVERRIDE_SOURCE
-    }
-    reassigning = bool(running_reassignments(admin, name, len(partitions)))
-    return {
-        "partitions": len(partitions),
-        "replication_factor": replication_factor,
-        "configs": configs,
-        "assignment": assignment,
-        "reassigning": reassigning,
-        "isr": {p["partition_index"]: list(p["isr_nodes"]) for p in partitions},
-    }
-
-
-def _check_alter(result: dict, kind: str, name: str, what: str) -> None:
-    outcome = result.get(kind, {}).get(name)
-    if outcome not in (None, "OK") and getattr(outcome, "errno", 1):
-        raise RuntimeError(f"{what}: {outcome}")
-
-
-def set_throttle(admin: Any, name: str, moves: dict[int, tuple[list[int], list[int]]], rate: int) -> list[int]:
-    """Throttle the replication of the moving partitions; returns the brokers that got a rate."""
-    topic_keys = throttled_replicas(moves)
-    if rate <= 0 or not topic_keys:
-        return []
-    brokers = throttled_brokers(moves)
-    for broker in brokers:
-        result = admin.alter_configs(
-            [ConfigResource("BROKER", str(broker), configs=dict.fromkeys(THROTTLE_RATE_KEYS, str(rate)))],
-            raise_on_unknown=False,  # the client's list of dynamic broker keys lacks the throttle rates
-        )
-        _check_alter(result, "broker", str(broker), f"set the replication throttle rate on broker {broker}")
-    result = admin.alter_configs([ConfigResource("TOPIC", name, configs=topic_keys)], raise_on_unknown=False)
-    _check_alter(result, "topic", name, f"set the throttled replicas of {name}")
-    return brokers
-
-
-def clear_throttle(admin: Any, name: str, brokers: list[int] | None) -> None:
-    """Remove the topic's throttled-replica lists, and the brokers' throttle rates (``brokers``;
-    None = every live broker, when no reassignment runs in the cluster any more)."""
-    result = admin.alter_configs(
-        [ConfigResource("TOPIC", name, configs={key: ("DELETE", None) for key in THROTTLED_REPLICAS_KEYS})],
-        raise_on_unknown=False,
-    )
-    _check_alter(result, "topic", name, f"remove the throttled replicas of {name}")
-    if brokers is None:
-        if running_reassignments(admin):
-            return  # another reassignment still uses the rates: its owner removes them
-        brokers = live_brokers(admin)
-    for broker in brokers:
-        result = admin.alter_configs(
-            [ConfigResource("BROKER", str(broker), configs={key: ("DELETE", None) for key in THROTTLE_RATE_KEYS})],
-            raise_on_unknown=False,
-        )
-        _check_alter(result, "broker", str(broker), f"remove the replication throttle rate of broker {broker}")
-
-
-def wait_for_reassignment(admin: Any, name: str, target: dict[int, list[int]] | None, timeout_s: int) -> None:
-    """Wait until no reassignment of the topic runs and (with ``target``) every partition has exactly
-    its target replicas, all in sync."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        current = describe_topic(admin, name)
-        if current is None:
-            raise RuntimeError(f"topic {name} disappeared during its partition reassignment")
-        lagging = {}
-        if current["reassigning"]:
-            lagging = {"running": True}
-        elif target:
-            lagging = {
-                p: {"replicas": current["assignment"].get(p), "isr": current["isr"].get(p), "want": want}
-                for p, want in target.items()
-                if current["assignment"].get(p) != want or set(current["isr"].get(p, [])) != set(want)
-            }
-        if not lagging:
-            return
-        if time.monotonic() >= deadline:
-            raise RuntimeError(
-                f"the partition reassignment of {name} is not complete after {timeout_s}s ({lagging}); it goes on in "
-                "the cluster: run again to wait for it and remove its throttle, or raise reassignment_timeout"
-            )
-        time.sleep(2)
-
-
 def reassign(admin: Any, name: str, plan: Plan, throttle: int, timeout_s: int, timeout_ms: int) -> None:
-    target = {p: new for p, (_, new) in plan.reassign.items()}
-    brokers = set_throttle(admin, name, plan.reassign, throttle)
-    result = admin.alter_partition_reassignments(
-        {TopicPartition(name, p): new for p, new in target.items()}, timeout_ms=timeout_ms
-    )
-    errors = {str(tp): str(err) for tp, err in result.items() if err is not None}
-    if errors:
-        raise RuntimeError(f"the controller refused the reassignment of {name}: {errors}")
-    wait_for_reassignment(admin, name, target, timeout_s)
-    if brokers:
-        clear_throttle(admin, name, brokers)
-    # Leaders follow the new first replicas (spread over the brokers); an election that is not
-    # needed is not an error.
-    admin.elect_leaders(0, {name: sorted(target)}, timeout_ms=timeout_ms, raise_errors=False)
+    reassign_partitions(admin, name, plan.reassign, throttle, timeout_s, timeout_ms)
 
 
 def apply_plan(
@@ -636,7 +471,7 @@ def apply_plan(
     changes.update({key: ("DELETE", None) for key in plan.delete_configs})
     if changes:
         result = admin.alter_configs([ConfigResource("TOPIC", name, configs=changes)])
-        _check_alter(result, "topic", name, f"alter configs of {name}")
+        check_alter(result, "topic", name, f"alter configs of {name}")
     if plan.partitions_to:
         grow: Any = plan.partitions_to
         if plan.new_assignments:

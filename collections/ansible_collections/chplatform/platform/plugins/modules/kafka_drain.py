@@ -38,8 +38,8 @@ module: kafka_drain
 short_description: Move every partition replica off Kafka brokers that are to be removed
 description:
   - Plans, for every topic of the cluster (Kafka's internal topics included), a new replica for each
-    replica held by one of O(node_ids), on the remaining live brokers: the broker holding the fewest
-    replicas of the cluster that the partition does not use yet. The replication factor of every
+    replica held by one of O(node_ids), on the remaining live brokers. The new replica goes to the broker
+    holding the fewest replicas of the cluster that the partition does not use yet. The replication factor of every
     partition stays the same; a replaced first replica hands the preferred leadership to its
     replacement, or to the partition's replica that leads the fewest partitions.
   - Runs the plan topic by topic as a throttled partition reassignment (the same mechanism as
@@ -48,8 +48,8 @@ description:
     for first.
   - Fails before any change when a partition would have fewer brokers left than replicas, naming the
     topic and the fix.
-  - Once it reports no change, the brokers hold no replica: they can be stopped, unregistered and
-    removed from the inventory (playbooks/remove_kafka_broker.yml does all of it).
+  - Once it reports no change, the brokers hold no replica. They can then be stopped, unregistered and
+    removed from the inventory, which playbooks/remove_kafka_broker.yml does.
   - Check mode returns the plan and changes nothing.
 version_added: "1.0.0"
 author: chplatform

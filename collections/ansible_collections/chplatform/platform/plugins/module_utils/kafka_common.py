@@ -4,7 +4,17 @@ by doc fragment chplatform.platform.kafka) and one way to open a kafka-python ad
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
+
+try:
+    import kafka  # noqa: F401  the import is the check that kafka-python is there
+
+    HAS_KAFKA = True
+    KAFKA_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the host
+    HAS_KAFKA = False
+    KAFKA_IMPORT_ERROR = traceback.format_exc()
 
 CONNECTION_ARGS: dict[str, dict[str, Any]] = {
     "bootstrap_servers": {"type": "list", "elements": "str", "required": True},
@@ -40,3 +50,12 @@ def admin_client(params: dict[str, Any], client_id: str) -> Any:
     from kafka.admin import KafkaAdminClient
 
     return KafkaAdminClient(client_id=client_id, **client_config(params))
+
+
+def require_kafka(module: Any) -> None:
+    """Fail the module, naming the library, where kafka-python is missing (the admin virtualenv's
+    python is the interpreter the roles give these modules)."""
+    if not HAS_KAFKA:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)

@@ -16,6 +16,12 @@ try:
 except ImportError:  # pragma: no cover - the modules report the missing library
     TopicPartition = ConfigResource = None
 
+# The options of the modules that move replicas (documented in each module).
+REASSIGNMENT_ARGS: dict[str, dict[str, Any]] = {
+    "reassignment_throttle": {"type": "int", "default": 52428800},
+    "reassignment_timeout": {"type": "int", "default": 3600},
+}
+
 # The config source of an override set on the topic itself.
 TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
 # Topic keys that mark the replicas a reassignment throttles (set and removed by this module).

@@ -6,13 +6,15 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chplatform.platform.plugins.module_utils.kafka_common import (
     CONNECTION_ARGS,
     REQUIRED_IF,
     admin_client,
+    require_kafka,
 )
 from ansible_collections.chplatform.platform.plugins.module_utils.kafka_reassign import (
+    REASSIGNMENT_ARGS,
     PlanError,
     live_brokers,
     order_with_leader,
@@ -22,15 +24,6 @@ from ansible_collections.chplatform.platform.plugins.module_utils.kafka_reassign
     running_reassignments,
     wait_for_reassignment,
 )
-
-try:
-    import kafka  # noqa: F401  the import is the check that kafka-python is there
-
-    HAS_KAFKA = True
-    KAFKA_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - depends on the host
-    HAS_KAFKA = False
-    KAFKA_IMPORT_ERROR = traceback.format_exc()
 
 DOCUMENTATION = r"""
 ---
@@ -164,15 +157,13 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "node_ids": {"type": "list", "elements": "int", "required": True},
-            "reassignment_throttle": {"type": "int", "default": 52428800},
-            "reassignment_timeout": {"type": "int", "default": 3600},
+            **REASSIGNMENT_ARGS,
             **CONNECTION_ARGS,
         },
         required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
-    if not HAS_KAFKA:
-        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
+    require_kafka(module)
     params = module.params
     node_ids = sorted(set(params["node_ids"]))
     admin = None

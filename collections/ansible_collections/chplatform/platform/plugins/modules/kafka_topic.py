@@ -7,14 +7,17 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chplatform.platform.plugins.module_utils.kafka_common import (
     CONNECTION_ARGS,
     REQUIRED_IF,
     admin_client,
+    require_kafka,
 )
 from ansible_collections.chplatform.platform.plugins.module_utils.kafka_reassign import (
+    REASSIGNMENT_ARGS,
     THROTTLED_REPLICAS_KEYS,
+    ConfigResource,
     PlanError,
     check_alter,
     clear_throttle,
@@ -27,15 +30,6 @@ from ansible_collections.chplatform.platform.plugins.module_utils.kafka_reassign
     throttled_replicas,
     wait_for_reassignment,
 )
-
-try:
-    from kafka.admin import ConfigResource
-
-    HAS_KAFKA = True
-    KAFKA_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - depends on the host
-    HAS_KAFKA = False
-    KAFKA_IMPORT_ERROR = traceback.format_exc()
 
 DOCUMENTATION = r"""
 ---
@@ -491,15 +485,13 @@ def main() -> None:
             "replication_factor": {"type": "int"},
             "configs": {"type": "dict", "default": {}},
             "purge_configs": {"type": "bool", "default": True},
-            "reassignment_throttle": {"type": "int", "default": 52428800},
-            "reassignment_timeout": {"type": "int", "default": 3600},
+            **REASSIGNMENT_ARGS,
             **CONNECTION_ARGS,
         },
         required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
-    if not HAS_KAFKA:
-        module.fail_json(msg=missing_required_lib("kafka-python"), exception=KAFKA_IMPORT_ERROR)
+    require_kafka(module)
     params = module.params
     name = params["name"]
     admin = None

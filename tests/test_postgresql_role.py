@@ -1,12 +1,15 @@
 """Fast checks of the postgresql role without containers: bad input fails before any change with a
 message naming the fix, pg_hba is generated from inventory groups only, and the inventories agree."""
 
+import json
+import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import ROOT, assert_refused, problem_lines, run_playbook
+from tests.conftest import ROOT, assert_refused, local_inventory, problem_lines, run_playbook
 
 ROLE = ROOT / "roles" / "postgresql"
 HBA_TEMPLATE = ROLE / "templates" / "etc" / "postgresql" / "15" / "main" / "pg_hba.conf.j2"
@@ -45,7 +48,7 @@ def refused(result, line: str, fix: str) -> str:
     """Stopped by the role's checks (one line per problem), before installing or changing anything,
     with no password in the output."""
     out = assert_refused(result, line, fix)
-    assert "Install the PostgreSQL packages" not in out
+    assert "Install the PostgreSQL" not in out
     for secret in SECRETS.values():
         assert secret not in out
     return out
@@ -127,6 +130,96 @@ def test_migrations_need_their_file_and_a_unique_version(tmp_path):
         and "the file does not exist on the controller" in line
         for line in problem_lines(out)
     ), problem_lines(out)
+
+
+@pytest.mark.parametrize(
+    ("pin", "shown"),
+    [
+        ("15.18", "'15.18'"),  # no Debian revision: apt needs the whole version
+        (15.18, "15.18"),  # unquoted in YAML: a number
+        ("16.4-1.pgdg120+1", "'16.4-1.pgdg120+1'"),  # another major than postgresql_version
+    ],
+)
+def test_package_pin_must_be_a_full_debian_version_of_the_major(tmp_path, pin, shown):
+    result = apply_role(tmp_path, {"postgresql_package_version": pin})
+    out = refused(
+        result,
+        f"postgresql_package_version on localhost is {shown}",
+        "give a full Debian version of postgresql-15 as a quoted string, as apt-cache madison postgresql-15 lists it "
+        '(e.g. "15.18-0+deb12u1" for 15), or "" for no pin',
+    )
+    assert len(problem_lines(out)) == 1, problem_lines(out)
+
+
+def test_minor_upgrade_must_be_a_boolean(tmp_path):
+    """playbooks/validate.yml, before any host (the role's argument spec refuses it too, when used alone)."""
+    inventory = local_inventory(tmp_path, {"postgres": {"pg1": {"postgresql_minor_upgrade": "sometimes"}}}, **SECRETS)
+    result = run_playbook(ROOT / "playbooks/validate.yml", "-i", inventory, "-e", "chplatform_components=postgresql")
+    out = refused(result, "postgresql_minor_upgrade on pg1 is 'sometimes'", "use true or false")
+    assert len(problem_lines(out)) == 1, problem_lines(out)
+
+
+@pytest.mark.parametrize(
+    ("role_vars", "specs", "state"),
+    [
+        # site.yml: what is installed stays (present), whatever apt offers on a new host.
+        ({}, ["postgresql-15", "postgresql-client-15"], "present"),
+        # playbooks/upgrade.yml: the major's newest minor release.
+        ({"postgresql_minor_upgrade": True}, ["postgresql-15", "postgresql-client-15"], "latest"),
+        # -e postgresql_minor_upgrade=true from the command line is a string.
+        ({"postgresql_minor_upgrade": "true"}, ["postgresql-15", "postgresql-client-15"], "latest"),
+        # A pin holds (or moves) the host at its version, in an upgrade run too.
+        (
+            {"postgresql_package_version": "15.18-0+deb12u1"},
+            ["postgresql-15=15.18-0+deb12u1", "postgresql-client-15=15.18-0+deb12u1"],
+            "present",
+        ),
+        (
+            {"postgresql_package_version": "15.18-0+deb12u1", "postgresql_minor_upgrade": True},
+            ["postgresql-15=15.18-0+deb12u1", "postgresql-client-15=15.18-0+deb12u1"],
+            "present",
+        ),
+    ],
+)
+def test_server_packages_present_pinned_or_latest(tmp_path, role_vars, specs, state):
+    """The apt arguments of the server packages' task (tasks/install.yml), from the role's own variables;
+    the other packages (python3-psycopg2) are only ever present, by their own task."""
+    out = tmp_path / "packages.json"
+    playbook = write(
+        tmp_path / "packages.yml",
+        f"""
+        - name: Compute the server packages' apt arguments from the role's variables
+          hosts: localhost
+          connection: local
+          gather_facts: false
+          vars_files: ["{ROLE}/defaults/main.yml", "{ROLE}/vars/main.yml"]
+          vars:
+            ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+          tasks:
+            - name: Write them
+              ansible.builtin.copy:
+                content: "{{{{ {{'specs': __postgresql_server_package_specs,
+                  'state': __postgresql_server_packages_state,
+                  'others': postgresql_packages | difference(__postgresql_server_packages)}} | to_json }}}}"
+                dest: "{out}"
+                mode: "0600"
+        """,
+    )
+    extra = json.dumps(role_vars)
+    result = run_playbook(playbook, "-i", "localhost,", "-e", extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(out.read_text()) == {"specs": specs, "state": state, "others": ["python3-psycopg2"]}
+
+
+def test_only_the_upgrade_playbook_upgrades_postgresql():
+    """upgrade.yml turns the minor upgrade on for its run (vars on its import of services.yml, which reach
+    every play imported below it); site.yml and the component playbooks never set it (present)."""
+    upgrade = yaml.safe_load((ROOT / "playbooks/upgrade.yml").read_text())
+    services = next(entry for entry in upgrade if entry.get("ansible.builtin.import_playbook") == "services.yml")
+    assert services["vars"]["postgresql_minor_upgrade"] is True
+    for path in [ROOT / "site.yml", *(ROOT / "playbooks").glob("*.yml"), *(ROOT / "inventories").rglob("*.yml")]:
+        if path.name != "upgrade.yml":
+            assert "postgresql_minor_upgrade" not in path.read_text(), path
 
 
 def test_pg_hba_generated_from_inventory_groups(tmp_path):
@@ -213,3 +306,65 @@ def test_the_platform_contract_defines_the_objects_once():
             assert sql.count("\nINSERT INTO") == sql.count("\nON CONFLICT DO NOTHING;")
         if "CREATE TABLE" in sql:
             assert sql.count("CREATE TABLE") == sql.count("CREATE TABLE IF NOT EXISTS")
+
+
+def run_gate(tmp_path: Path, sockdir: str, port: int, *extra: str):
+    """The role's gate (tasks/health.yml) on the controller against a server on ``sockdir``/``port``, then
+    the releases tasks/service.yml compares: the running server's (from the gate's query) and the
+    installed package's (here a newer one, 15.99-0+deb12u1, as dpkg-query would print it)."""
+    out = tmp_path / "releases.json"
+    playbook = write(
+        tmp_path / "gate.yml",
+        f"""
+        - name: The postgresql role's gate against a server on this controller
+          hosts: localhost
+          connection: local
+          gather_facts: false
+          vars_files: ["{ROLE}/defaults/main.yml", "{ROLE}/vars/main.yml"]
+          vars:
+            # Debian's python3 (user postgres may not read this virtualenv); become_user postgres from
+            # root without sudo or temporary files.
+            ansible_python_interpreter: /usr/bin/python3
+            ansible_become_method: su
+            ansible_pipelining: true
+            __postgresql_gate: in a test
+          tasks:
+            - name: The gate
+              ansible.builtin.import_tasks: "{ROLE}/tasks/health.yml"
+
+            - name: Write the releases compared
+              ansible.builtin.copy:
+                content: "{{{{ {{'running': __postgresql_running_release, 'installed': __postgresql_installed_release,
+                  'equal': __postgresql_running_release == __postgresql_installed_release}} | to_json }}}}"
+                dest: "{out}"
+                mode: "0600"
+              vars:
+                __postgresql_package_installed: {{stdout: "15.99-0+deb12u1"}}
+        """,
+    )
+    args = ["-e", f"__postgresql_run_dir={sockdir}", "-e", f"postgresql_port={port}", *extra]
+    return run_playbook(playbook, "-i", "localhost,", *args), out
+
+
+def test_the_gate_passes_a_server_that_answers_and_reads_its_release(tmp_path, pg_service):
+    result, out = run_gate(tmp_path, pg_service._sockdir, pg_service.port)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    releases = json.loads(out.read_text())
+    server = subprocess.run(
+        ["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[2]
+    # The running release (15.18 from "15.18 (Debian 15.18-0+deb12u1)"), and a newer installed
+    # package (15.99-0+deb12u1 -> 15.99) that tasks/service.yml would restart the server onto.
+    assert releases == {"running": server, "installed": "15.99", "equal": False}
+
+
+def test_the_gate_stops_the_run_naming_the_log_when_the_server_does_not_answer(tmp_path):
+    result, _ = run_gate(tmp_path, str(tmp_path), 1, "-e", "__postgresql_ready_timeout=5")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        f"PostgreSQL on localhost did not accept connections and answer a query as postgres on {tmp_path} port 1"
+        in (out)
+    ), out[-3000:]
+    assert "within 5 s" in out
+    assert "/var/log/postgresql/postgresql-15-main.log" in out

@@ -1072,6 +1072,7 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
                 "hostssl entries need TLS: set postgresql_ssl: true (or, for a migration only, "
                 "postgresql_hba_connection_type: host)",
             )
+        check_postgresql_packages(ctx, host)
         addresses = ctx.var(host, "postgresql_listen_addresses", role)
         if addresses is None or isinstance(addresses, Deferred):
             continue
@@ -1082,6 +1083,32 @@ def check_postgresql(ctx: Context, hosts: list[str]) -> None:
                 addresses,
                 "name the addresses to listen on (localhost and the private address), not a wildcard",
             )
+
+
+# A Debian version of the server's packages: <major>.<minor>-<Debian revision>, e.g. 15.18-0+deb12u1.
+POSTGRESQL_PACKAGE_VERSION = re.compile(r"(?P<major>[0-9]+)\.[0-9]+-[0-9A-Za-z.+~]+")
+
+
+def check_postgresql_packages(ctx: Context, host: str) -> None:
+    """The pin of the server's packages (postgresql_package_version) and the upgrade switch
+    (postgresql_minor_upgrade), before apt runs."""
+    role = "postgresql"
+    upgrade = ctx.var(host, "postgresql_minor_upgrade", role, default=False)
+    if not isinstance(upgrade, (bool, Deferred)) and str(upgrade).lower() not in ("true", "false"):
+        ctx.add("postgresql_minor_upgrade", host, upgrade, "use true or false")
+    pin = ctx.var(host, "postgresql_package_version", role, default="")
+    major = ctx.var(host, "postgresql_version", role, default="15")
+    if isinstance(pin, Deferred) or isinstance(major, Deferred) or pin is None or pin == "":
+        return
+    match = POSTGRESQL_PACKAGE_VERSION.fullmatch(pin) if isinstance(pin, str) else None
+    if match is None or match["major"] != str(major):
+        ctx.add(
+            "postgresql_package_version",
+            host,
+            pin,
+            f"give a full Debian version of postgresql-{major} as a quoted string, as apt-cache madison "
+            f'postgresql-{major} lists it (e.g. "15.18-0+deb12u1" for 15), or "" for no pin',
+        )
 
 
 # pgBackRest (the postgresql role's tasks/backup.yml, postgresql_backup).

@@ -1,0 +1,192 @@
+"""The airflow role's dump before a migration and its restore after a failed one (tasks/upgrade.yml),
+run as the role runs them: the commands taken from the task file, with the libpq environment the role
+renders (__airflow_db_env of vars/main.yml: the owner's password, verify-full TLS against a CA), as
+the database's owner over TCP, against a real PostgreSQL 15 holding the real metadata schema of the
+pinned Airflow (`airflow db migrate`, as in the role).
+
+A failed migration is played by hand, as Airflow leaves one (each migration commits on its own): a
+new table referencing dag, a new column, a moved alembic revision, a deleted variable. The role's
+restore brings back exactly the dump (variables, connections, the schema, ClickHouse's grant),
+where `pg_restore --clean --if-exists --single-transaction` refuses (the new table depends on dag)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT, run_playbook
+from tests.services import PG_CLICKHOUSE_USER, Postgres
+
+DB = "airflow_upgrade"
+OWNER = "airflow_upgrade_owner"
+PASSWORD = "chplatform-test-airflow-upgrade"  # noqa: S105  test-only service on 127.0.0.1
+TASKS = ROOT / "roles/airflow/tasks/upgrade.yml"
+
+ENV_PLAYBOOK = """\
+- name: Render the airflow role's libpq environment
+  hosts: localhost
+  gather_facts: false
+  vars_files: ["{vars}"]
+  tasks:
+    - name: Write __airflow_db_env
+      ansible.builtin.copy:
+        content: "{{{{ __airflow_db_env | to_json }}}}"
+        dest: "{dest}"
+        mode: "0600"
+"""
+
+
+def _tasks(items: list) -> list[dict]:
+    """Every task of a task list, those inside blocks and rescues too."""
+    out = []
+    for task in items:
+        out.append(task)
+        for key in ("block", "rescue", "always"):
+            out += _tasks(task.get(key, []))
+    return out
+
+
+def role_command(name: str, dump: Path) -> list[str]:
+    task = next(t for t in _tasks(yaml.safe_load(TASKS.read_text())) if t.get("name") == name)
+    argv = task["ansible.builtin.command"]["argv"]
+    assert task.get("no_log") is True, f"{name}: the environment holds the password"
+    return [str(dump) if a == "{{ __airflow_upgrade_dump }}" else a for a in argv]
+
+
+def role_db_env(pg: Postgres, tmp: Path) -> dict[str, str]:
+    (tmp / "env.yml").write_text(ENV_PLAYBOOK.format(vars=ROOT / "roles/airflow/vars/main.yml", dest=tmp / "env.json"))
+    extra = {
+        "airflow_db_host": "127.0.0.1",
+        "airflow_db_port": pg.port,
+        "airflow_db_name": DB,
+        "airflow_db_user": OWNER,
+        "airflow_db_password": PASSWORD,
+        "platform_postgresql_tls": {"sslmode": "verify-full", "sslrootcert": pg.ca_file},
+        "ansible_python_interpreter": sys.executable,
+    }
+    (tmp / "extra.json").write_text(json.dumps(extra))
+    run = run_playbook(tmp / "env.yml", "-i", "localhost,", "-c", "local", "-e", f"@{tmp / 'extra.json'}")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    env = json.loads((tmp / "env.json").read_text())
+    assert env == {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg.port),
+        "PGDATABASE": DB,
+        "PGUSER": OWNER,
+        "PGPASSWORD": PASSWORD,
+        "PGCONNECT_TIMEOUT": "10",
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": pg.ca_file,
+    }
+    return env
+
+
+def migrate(pg: Postgres, tmp: Path) -> None:
+    """A fresh database of its owner, CONNECT taken from PUBLIC (the postgresql role), migrated by the
+    pinned Airflow as the role does."""
+    from tests.test_clickhouse_airflow_grants import airflow_venv
+
+    venv = airflow_venv()
+    pg.psql("postgres", f"DROP DATABASE IF EXISTS {DB}")
+    pg.psql("postgres", f"DROP ROLE IF EXISTS {OWNER}")
+    pg.psql("postgres", f"CREATE ROLE {OWNER} LOGIN PASSWORD '{PASSWORD}'")
+    pg.psql("postgres", f"CREATE DATABASE {DB} OWNER {OWNER}")
+    pg.psql(DB, f"REVOKE CONNECT, TEMPORARY ON DATABASE {DB} FROM PUBLIC")
+    conn = f"postgresql+psycopg2://{OWNER}:{PASSWORD}@127.0.0.1:{pg.port}/{DB}"
+    cli = "import sys; from airflow.__main__ import main; sys.argv = ['airflow', 'db', 'migrate']; main()"
+    proc = subprocess.run(
+        [str(venv / "bin/python"), "-c", cli],
+        env={"PATH": f"{venv}/bin:/usr/bin:/bin", "AIRFLOW_HOME": str(tmp), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn, "PGSSLMODE": "verify-full", "PGSSLROOTCERT": pg.ca_file},
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def as_owner(pg: Postgres, sql: str) -> str:
+    """SQL as the database's owner (what a migration runs as)."""
+    return pg.psql(DB, f"SET ROLE {OWNER}; {sql}")
+
+
+def state(pg: Postgres) -> dict:
+    q = lambda sql: pg.psql(DB, sql).strip()  # noqa: E731
+    return {
+        "revision": q("SELECT version_num FROM alembic_version"),
+        "variables": q("SELECT string_agg(key || '=' || val, ',' ORDER BY key) FROM variable"),
+        "connections": q("SELECT string_agg(conn_id, ',' ORDER BY conn_id) FROM connection"),
+        "tables": q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        "variable_columns": q(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns"
+            " WHERE table_name = 'variable'"
+        ),
+        "clickhouse_reads_dag": q(f"SELECT has_table_privilege('{PG_CLICKHOUSE_USER}', 'public.dag', 'SELECT')"),
+        "owner_connects": q(f"SELECT has_database_privilege('{OWNER}', '{DB}', 'CONNECT')"),
+    }
+
+
+def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, timeout=300, check=False, cwd=cwd
+    )
+
+
+def test_restore_after_a_failed_migration_brings_back_the_dump(pg_service: Postgres, tmp_path: Path) -> None:
+    pg = pg_service
+    migrate(pg, tmp_path)
+    env = role_db_env(pg, tmp_path)
+    # Data of a running platform: variables, a connection; ClickHouse's grant.
+    as_owner(
+        pg,
+        "INSERT INTO variable (key, val, is_encrypted) VALUES ('kept', 'yes', false), ('deleted_later', 'x', false);"
+        " INSERT INTO connection (conn_id, conn_type, host, is_encrypted, is_extra_encrypted)"
+        " VALUES ('pg_kept', 'postgres', 'afpg01', false, false);",
+    )
+    pg.psql(DB, f"GRANT CONNECT ON DATABASE {DB} TO {PG_CLICKHOUSE_USER}; GRANT SELECT ON dag TO {PG_CLICKHOUSE_USER}")
+    before = state(pg)
+    assert before["clickhouse_reads_dag"] == "t" and "kept=yes" in before["variables"]
+
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o700)
+    dump = backups / "airflow-before-3.3.2-0123456789ab.dump"
+    dumped = run(role_command("Dump the metadata database before the migration", dump), env, tmp_path)
+    assert dumped.returncode == 0, dumped.stderr
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert run(["pg_restore", "--list", str(dump)], {}, tmp_path).returncode == 0
+
+    # What a migration that failed half-way leaves behind: its committed steps.
+    as_owner(
+        pg,
+        "CREATE TABLE drill_new (id int PRIMARY KEY, dag_id varchar(250) REFERENCES dag (dag_id));"
+        " ALTER TABLE variable ADD COLUMN drill_column text;"
+        " UPDATE alembic_version SET version_num = 'drill0000000';"
+        " DELETE FROM variable WHERE key = 'deleted_later';",
+    )
+    assert state(pg) != before
+
+    # pg_restore --clean cannot drop what the new table references: it refuses, changing nothing.
+    clean = run(
+        ["pg_restore", "--no-password", "--clean", "--if-exists", "--single-transaction", "--dbname", DB, str(dump)],
+        env,
+        tmp_path,
+    )
+    assert clean.returncode != 0 and "depend" in clean.stderr, clean.stderr[-2000:]
+
+    restored = run(role_command("Restore the metadata database from the dump, in one transaction", dump), env, tmp_path)
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert state(pg) == before
+    assert pg.psql(DB, "SELECT to_regclass('public.drill_new')").strip() == ""
+    assert sorted(p.name for p in backups.iterdir()) == [dump.name], "the restore's SQL file was not removed"
+
+    # A failed restore (a dump that is not one) changes nothing: one transaction, stopped at the error.
+    as_owner(pg, "DELETE FROM variable WHERE key = 'kept'")
+    broken = backups / "broken.dump"
+    broken.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+    failed = run(role_command("Restore the metadata database from the dump, in one transaction", broken), env, tmp_path)
+    assert failed.returncode != 0
+    assert "kept=yes" not in state(pg)["variables"] and state(pg)["tables"] == before["tables"]

@@ -153,3 +153,37 @@ def test_check_mode_on_a_fresh_home_does_not_fail(home: Home) -> None:
     assert counts["failed"] == 0 and counts["changed"] > 0
     assert result["old"] == ""
     assert not (home.home / "venv").exists() and home.venvs() == []
+
+
+PRUNE = """\
+- name: The airflow role's pruning of old virtualenvs
+  hosts: airflow
+  gather_facts: false
+  vars_files: ["{vars}"]
+  tasks:
+    - name: Run tasks/prune_venvs.yml
+      ansible.builtin.include_tasks: "{tasks}"
+"""
+
+
+@pytest.mark.parametrize(("keep", "kept"), [(2, ["c", "d"]), (3, ["b", "c", "d"]), (0, ["c"])])
+def test_after_a_switch_the_newest_virtualenvs_stay(tmp_path: Path, keep: int, kept: list[str]) -> None:
+    """Newest by install time (the stamp's), the active one always; incomplete ones (no stamp) go."""
+    import os
+
+    venvs = tmp_path / "home/venvs"
+    for age, name in enumerate(["d", "b", "a", "c"]):  # d the newest stamp; c is the active one, oldest
+        (venvs / name).mkdir(parents=True)
+        (venvs / name / ".installed-x").write_text("3\n")
+        os.utime(venvs / name / ".installed-x", (1_000_000 - age, 1_000_000 - age))
+    (venvs / "incomplete").mkdir()
+    (tmp_path / "prune.yml").write_text(
+        PRUNE.format(vars=ROOT / "roles/airflow/vars/main.yml", tasks=ROOT / "roles/airflow/tasks/prune_venvs.yml")
+    )
+    inventory = local_inventory(
+        tmp_path, {"airflow": {"af1": {}}}, airflow_home=str(tmp_path / "home"), airflow_keep_venvs=keep,
+        __airflow_venv_new=str(venvs / "c"),
+    )  # fmt: skip
+    proc = run_playbook(tmp_path / "prune.yml", "-i", inventory)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sorted(p.name for p in venvs.iterdir()) == kept

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, run_playbook
@@ -87,17 +89,18 @@ def role_db_env(pg: Postgres, tmp: Path) -> dict[str, str]:
     return env
 
 
-def migrate(pg: Postgres, tmp: Path) -> None:
+def migrate(pg: Postgres, tmp: Path, fresh: bool = True) -> None:
     """A fresh database of its owner, CONNECT taken from PUBLIC (the postgresql role), migrated by the
-    pinned Airflow as the role does."""
+    pinned Airflow as the role does (fresh=False: `db migrate` on the database as it is)."""
     from tests.test_clickhouse_airflow_grants import airflow_venv
 
     venv = airflow_venv()
-    pg.psql("postgres", f"DROP DATABASE IF EXISTS {DB}")
-    pg.psql("postgres", f"DROP ROLE IF EXISTS {OWNER}")
-    pg.psql("postgres", f"CREATE ROLE {OWNER} LOGIN PASSWORD '{PASSWORD}'")
-    pg.psql("postgres", f"CREATE DATABASE {DB} OWNER {OWNER}")
-    pg.psql(DB, f"REVOKE CONNECT, TEMPORARY ON DATABASE {DB} FROM PUBLIC")
+    if fresh:
+        pg.psql("postgres", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        pg.psql("postgres", f"DROP ROLE IF EXISTS {OWNER}")
+        pg.psql("postgres", f"CREATE ROLE {OWNER} LOGIN PASSWORD '{PASSWORD}'")
+        pg.psql("postgres", f"CREATE DATABASE {DB} OWNER {OWNER}")
+        pg.psql(DB, f"REVOKE CONNECT, TEMPORARY ON DATABASE {DB} FROM PUBLIC")
     conn = f"postgresql+psycopg2://{OWNER}:{PASSWORD}@127.0.0.1:{pg.port}/{DB}"
     cli = "import sys; from airflow.__main__ import main; sys.argv = ['airflow', 'db', 'migrate']; main()"
     proc = subprocess.run(
@@ -106,7 +109,7 @@ def migrate(pg: Postgres, tmp: Path) -> None:
              "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn, "PGSSLMODE": "verify-full", "PGSSLROOTCERT": pg.ca_file},
         capture_output=True, text=True, timeout=300, check=False, cwd=tmp,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr
 
 
 def as_owner(pg: Postgres, sql: str) -> str:
@@ -190,3 +193,75 @@ def test_restore_after_a_failed_migration_brings_back_the_dump(pg_service: Postg
     failed = run(role_command("Restore the metadata database from the dump, in one transaction", broken), env, tmp_path)
     assert failed.returncode != 0
     assert "kept=yes" not in state(pg)["variables"] and state(pg)["tables"] == before["tables"]
+
+
+def test_a_held_migration_lock_fails_db_migrate_fast(pg_service: Postgres, tmp_path: Path) -> None:
+    """The premise of the molecule drill (roles/airflow/molecule/default/tests/test_upgrade_drill.py):
+    while a session holds Airflow's migration lock (advisory lock 1 of the database), the pinned
+    Airflow's `db migrate` fails within seconds on its lock timeout, naming it."""
+    import time
+
+    from tests.services import PG_BIN
+
+    pg = pg_service
+    migrate(pg, tmp_path)
+    holder = subprocess.Popen(
+        [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
+         "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        user="postgres" if os.geteuid() == 0 else None,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while pg.psql(DB, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1").strip() != "1":
+            assert time.monotonic() < deadline, "the holder did not get the lock"
+            time.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(AssertionError) as failed:
+            migrate(pg, tmp_path, fresh=False)
+        assert time.monotonic() - started < 60
+    finally:
+        holder.kill()
+        holder.wait()
+    stderr = str(failed.value).split("\nassert ")[0]
+    assert "lock timeout" in stderr
+    # The role's message names that cause, though Airflow's cleanup raised another error after it.
+    message = failure_message(tmp_path, stderr.splitlines())
+    print(message)
+    assert "canceling statement due to lock timeout" in message
+    assert "failed at step 'airflow db migrate (with the new virtualenv)'" in message
+    assert "The metadata database was restored from /opt/airflow/backups/x.dump" in message
+
+
+FAILURE_PLAYBOOK = """\
+- name: The airflow role's failure message after a failed migration
+  hosts: localhost
+  gather_facts: false
+  tasks: []
+"""
+
+
+def failure_message(tmp: Path, stderr_lines: list[str]) -> str:
+    """Run the rescue's "Note what failed" and final fail task of tasks/upgrade.yml on a failed
+    migration's output; return the message."""
+    tasks = _tasks(yaml.safe_load(TASKS.read_text()))
+    note = next(t for t in tasks if t.get("name") == "Note what failed")
+    fail = next(t for t in tasks if t.get("name") == "Fail, naming the failed step, the new virtualenv and the dump")
+    play = yaml.safe_load(FAILURE_PLAYBOOK)
+    play[0]["vars"] = {
+        "ansible_failed_result": {"stderr_lines": stderr_lines, "msg": "non-zero return code"},
+        "__airflow_upgrade_step": "airflow db migrate (with the new virtualenv)",
+        "__airflow_venv_new": "/opt/airflow/venvs/new",
+        "__airflow_venv_old": "/opt/airflow/venvs/old",
+        "__airflow_upgrade_dump": "/opt/airflow/backups/x.dump",
+        "airflow_venv": "/opt/airflow/venv",
+    }
+    play[0]["tasks"] = [note, fail]
+    (tmp / "fail.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    run = run_playbook(tmp / "fail.yml", "-i", "localhost,", "-c", "local", "-e",
+                       f"ansible_python_interpreter={sys.executable}")  # fmt: skip
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    found = re.search(r"Upgrading Airflow to the virtualenv .*?repeats the switch\.", out.replace("\\'", "'"))
+    assert found, out[-3000:]
+    return found.group(0)

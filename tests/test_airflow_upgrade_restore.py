@@ -7,7 +7,13 @@ pinned Airflow (`airflow db migrate`, as in the role).
 A failed migration is played by hand, as Airflow leaves one (each migration commits on its own): a
 new table referencing dag, a new column, a moved alembic revision, a deleted variable. The role's
 restore brings back exactly the dump (variables, connections, the schema, ClickHouse's grant),
-where `pg_restore --clean --if-exists --single-transaction` refuses (the new table depends on dag)."""
+where `pg_restore --clean --if-exists --single-transaction` refuses (the new table depends on dag).
+
+Also: a held migration lock (the molecule drill's failure) fails the pinned Airflow's `db migrate`
+within seconds, and the role's message names the lock timeout; and tasks/upgrade.yml as a whole,
+with the role's airflow-cli wrapper, on this controller (no systemd: no services, a stand-in health
+endpoint): the failed switch restores the dump and links the old virtualenv again, the retry
+switches and keeps both virtualenvs."""
 
 from __future__ import annotations
 
@@ -133,6 +139,15 @@ def state(pg: Postgres) -> dict:
     }
 
 
+HOLDER = "chplatform-test-migration-lock"
+
+
+def release(pg: Postgres, holder: subprocess.Popen) -> None:
+    """End the session that holds the lock (killing psql alone leaves its backend asleep, holding it)."""
+    pg.psql(DB, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{HOLDER}'")  # noqa: S608
+    holder.wait(timeout=30)
+
+
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         argv, env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, timeout=300, check=False, cwd=cwd
@@ -209,7 +224,7 @@ def test_a_held_migration_lock_fails_db_migrate_fast(pg_service: Postgres, tmp_p
         [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
          "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        user="postgres" if os.geteuid() == 0 else None,
+        user="postgres" if os.geteuid() == 0 else None, env={**os.environ, "PGAPPNAME": HOLDER},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -221,8 +236,7 @@ def test_a_held_migration_lock_fails_db_migrate_fast(pg_service: Postgres, tmp_p
             migrate(pg, tmp_path, fresh=False)
         assert time.monotonic() - started < 60
     finally:
-        holder.kill()
-        holder.wait()
+        release(pg, holder)
     stderr = str(failed.value).split("\nassert ")[0]
     assert "lock timeout" in stderr
     # The role's message names that cause, though Airflow's cleanup raised another error after it.
@@ -265,3 +279,138 @@ def failure_message(tmp: Path, stderr_lines: list[str]) -> str:
     found = re.search(r"Upgrading Airflow to the virtualenv .*?repeats the switch\.", out.replace("\\'", "'"))
     assert found, out[-3000:]
     return found.group(0)
+
+
+# --------------------------------------------------------------------------- tasks/upgrade.yml, whole
+
+SWITCH_PLAYBOOK = """\
+- name: The airflow role's switch, on this controller
+  hosts: airflow
+  gather_facts: false
+  vars_files: ["{vars}"]
+  tasks:
+    - name: Install the role's airflow-cli wrapper
+      ansible.builtin.template:
+        src: "{templates}/usr/local/sbin/airflow-cli.j2"
+        dest: "{wrapper}"
+        mode: "0755"
+    - name: What tasks/venv.yml found
+      ansible.builtin.set_fact:
+        __airflow_venv_old: "{{{{ airflow_home }}}}/venvs/old"
+        __airflow_venv_new: "{{{{ airflow_home }}}}/venvs/new"
+    - name: Run tasks/upgrade.yml
+      ansible.builtin.import_tasks: "{tasks}"
+"""
+
+HEALTH_SERVER = """\
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"metadatabase": {"status": "healthy"}}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_the_switch_and_the_switch_back_run_for_real(pg_service: Postgres, tmp_path: Path) -> None:
+    """tasks/upgrade.yml as a whole, on this controller (no systemd here: no services to stop and
+    start, a stand-in answers the health check): the role's airflow-cli wrapper runs the pinned
+    Airflow's `db migrate` from the new virtualenv (--venv). While Airflow's migration lock is held,
+    the run fails with the role's message; the link is back on the old virtualenv; the database is
+    restored from the dump (a row deleted after the dump is back: the restore ran). Then, the lock
+    released, the switch succeeds: the link on the new virtualenv, the old one kept."""
+    import time
+
+    from tests.conftest import local_inventory
+    from tests.services import PG_BIN, free_port
+    from tests.test_clickhouse_airflow_grants import airflow_venv
+
+    pg = pg_service
+    migrate(pg, tmp_path)
+    as_owner(pg, "INSERT INTO variable (key, val, is_encrypted) VALUES ('kept', 'yes', false)")
+    home = tmp_path / "home"
+    (home / "venvs").mkdir(parents=True)
+    (home / "backups").mkdir(mode=0o700)
+    for name in ("old", "new"):  # both the pinned Airflow (the drill's "same wheels, another lock")
+        (home / "venvs" / name).symlink_to(airflow_venv())
+    (home / "venv").symlink_to(home / "venvs/old")
+    conn = f"postgresql+psycopg2://{OWNER}:{PASSWORD}@127.0.0.1:{pg.port}/{DB}"
+    env_file = tmp_path / "airflow.env"
+    env_file.write_text(
+        f"AIRFLOW_HOME='{home}'\nAIRFLOW__DATABASE__SQL_ALCHEMY_CONN='{conn}'\nAIRFLOW__CORE__LOAD_EXAMPLES=False\n"
+        f"PGSSLMODE=verify-full\nPGSSLROOTCERT='{pg.ca_file}'\nPATH='/usr/local/bin:/usr/bin:/bin'\n"
+    )
+    port = free_port()
+    health = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, str(port)])
+    (tmp_path / "switch.yml").write_text(
+        SWITCH_PLAYBOOK.format(
+            vars=ROOT / "roles/airflow/vars/main.yml",
+            templates=ROOT / "roles/airflow/templates",
+            tasks=TASKS,
+            wrapper=tmp_path / "airflow-cli",
+        )
+    )
+    inventory = local_inventory(
+        tmp_path, {"airflow": {"af1": {}}},
+        airflow_home=str(home), airflow_venv=str(home / "venv"), airflow_user=os.environ.get("USER", "root"),
+        airflow_keep_venvs=2, airflow_api_port=port, airflow_db_host="127.0.0.1", airflow_db_port=pg.port,
+        airflow_db_name=DB, airflow_db_user=OWNER, airflow_db_password=PASSWORD,
+        platform_postgresql_tls={"sslmode": "verify-full", "sslrootcert": pg.ca_file},
+    )  # fmt: skip
+    # The role's internal variables (vars/main.yml, above inventory variables): as extra vars.
+    internal = {"__airflow_services": [], "__airflow_cli": str(tmp_path / "airflow-cli"),
+                "__airflow_env_file": str(env_file)}  # fmt: skip
+    (tmp_path / "internal.json").write_text(json.dumps(internal))
+    extra = ("-e", f"@{tmp_path / 'internal.json'}")
+    holder = subprocess.Popen(
+        [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
+         "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        user="postgres" if os.geteuid() == 0 else None, env={**os.environ, "PGAPPNAME": HOLDER},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while pg.psql(DB, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1").strip() != "1":
+            assert time.monotonic() < deadline, "the holder did not get the lock"
+            time.sleep(0.2)
+        # A row deleted after the dump, just before the migration, shows that the restore ran: this
+        # wrapper of the role's wrapper deletes it, then migrates (as if the migration had removed it).
+        deleting = tmp_path / "delete-then-cli"
+        psql = f"{PG_BIN / 'psql'} -h {pg._sockdir} -p {pg.port} -U postgres -d {DB}"
+        deleting.write_text(
+            f"#!/bin/sh\nset -e\nrunuser -u postgres -- {psql} -qc \"DELETE FROM variable WHERE key = 'kept'\"\n"  # noqa: S608
+            f'exec {tmp_path / "airflow-cli"} "$@"\n'
+        )
+        deleting.chmod(0o755)
+        before = state(pg)
+        failed = run_playbook(
+            tmp_path / "switch.yml", "-i", inventory, *extra, "-e", f"__airflow_cli={deleting}", timeout=600
+        )
+    except BaseException:
+        health.kill()
+        raise
+    finally:
+        release(pg, holder)
+    out = " ".join((failed.stdout + failed.stderr).split()).replace("''", "'")
+    assert failed.returncode != 0, out[-3000:]
+    message = re.search(r"Upgrading Airflow to the virtualenv .*?repeats the switch\.", out)
+    assert message, out[-4000:]
+    print(message.group(0))
+    assert "canceling statement due to lock timeout" in message.group(0)
+    assert "the old version runs again from " + str(home / "venvs/old") in message.group(0)
+    dump = Path(re.search(r"restored from (\S+\.dump)", message.group(0)).group(1))
+    assert dump.parent == home / "backups" and stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert os.readlink(home / "venv") == str(home / "venvs/old")
+    assert state(pg) == before, "the database is not what the dump held"
+
+    try:
+        done = run_playbook(tmp_path / "switch.yml", "-i", inventory, *extra, timeout=600)
+    finally:
+        health.kill()
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert os.readlink(home / "venv") == str(home / "venvs/new")
+    assert sorted(p.name for p in (home / "venvs").iterdir()) == ["new", "old"]
+    assert len(list((home / "backups").glob("*.dump"))) == 2
+    assert state(pg) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -185,6 +186,27 @@ def test_migration_stamp_matches_the_database() -> None:
     assert state["current"]["airflow_version"] == defaults["airflow_version"]
     heads = PG.check_output("runuser -u postgres -- psql -d airflow -Atc 'SELECT version_num FROM alembic_version'")
     assert state["current"]["revisions"]["alembic_version"] == [heads.strip()]
+
+
+def test_the_virtualenv_of_the_lock_is_linked_as_the_active_one() -> None:
+    """One virtualenv per lock, venvs/<version>-<sha1[:12]>, complete (its stamp); /opt/airflow/venv
+    links to it; the dumps' directory is root's alone; pg_dump is there for the next upgrade."""
+    role = Path(__file__).resolve().parents[3]
+    lock = (role.parents[1] / "files/bundle/python/airflow.lock").read_bytes()
+    sha1 = hashlib.sha1(lock).hexdigest()  # noqa: S324  the role's name of a lock, not security
+    version = yaml.safe_load((role / "defaults" / "main.yml").read_text())["airflow_version"]
+    venv = f"/opt/airflow/venvs/{version}-{sha1[:12]}"
+    link = AIRFLOW.file("/opt/airflow/venv")
+    assert link.is_symlink and link.linked_to == venv
+    assert AIRFLOW.file(f"{venv}/.installed-{sha1}").content_string == f"{version}\n"
+    assert AIRFLOW.file(f"{venv}/requirements.lock").exists
+    assert (
+        "ExecStart=/opt/airflow/venv/bin/airflow"
+        in AIRFLOW.file("/etc/systemd/system/airflow-scheduler.service").content_string
+    )
+    backups = AIRFLOW.file("/opt/airflow/backups")
+    assert backups.is_directory and backups.mode == 0o700 and backups.user == "root"
+    assert AIRFLOW.exists("pg_dump") and AIRFLOW.exists("pg_restore")
 
 
 def test_variables() -> None:

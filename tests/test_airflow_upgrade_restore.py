@@ -154,6 +154,29 @@ def run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     )
 
 
+def hold_the_migration_lock(pg) -> subprocess.Popen:
+    """A psql session that takes Airflow's migration lock (advisory lock 1 of the database) and keeps
+    it for 10 minutes, as a second or hung `db migrate` would; returned once the lock is held. The
+    caller ends it (terminate) when done."""
+    import time
+
+    from tests.services import PG_BIN
+
+    holder = subprocess.Popen(
+        [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
+         "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        user="postgres" if os.geteuid() == 0 else None, env={**os.environ, "PGAPPNAME": HOLDER},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while pg.psql(DB, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1").strip() != "1":
+        if time.monotonic() >= deadline:
+            holder.terminate()
+            raise AssertionError("the holder did not get the lock")
+        time.sleep(0.2)
+    return holder
+
+
 def test_restore_after_a_failed_migration_brings_back_the_dump(pg_service: Postgres, tmp_path: Path) -> None:
     pg = pg_service
     migrate(pg, tmp_path)
@@ -216,21 +239,10 @@ def test_a_held_migration_lock_fails_db_migrate_fast(pg_service: Postgres, tmp_p
     Airflow's `db migrate` fails within seconds on its lock timeout, naming it."""
     import time
 
-    from tests.services import PG_BIN
-
     pg = pg_service
     migrate(pg, tmp_path)
-    holder = subprocess.Popen(
-        [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
-         "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        user="postgres" if os.geteuid() == 0 else None, env={**os.environ, "PGAPPNAME": HOLDER},
-    )  # fmt: skip
+    holder = hold_the_migration_lock(pg)
     try:
-        deadline = time.monotonic() + 30
-        while pg.psql(DB, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1").strip() != "1":
-            assert time.monotonic() < deadline, "the holder did not get the lock"
-            time.sleep(0.2)
         started = time.monotonic()
         with pytest.raises(AssertionError) as failed:
             migrate(pg, tmp_path, fresh=False)
@@ -321,7 +333,6 @@ def test_the_switch_and_the_switch_back_run_for_real(pg_service: Postgres, tmp_p
     the run fails with the role's message; the link is back on the old virtualenv; the database is
     restored from the dump (a row deleted after the dump is back: the restore ran). Then, the lock
     released, the switch succeeds: the link on the new virtualenv, the old one kept."""
-    import time
 
     from tests.conftest import local_inventory
     from tests.services import PG_BIN, free_port
@@ -364,17 +375,8 @@ def test_the_switch_and_the_switch_back_run_for_real(pg_service: Postgres, tmp_p
                 "__airflow_env_file": str(env_file)}  # fmt: skip
     (tmp_path / "internal.json").write_text(json.dumps(internal))
     extra = ("-e", f"@{tmp_path / 'internal.json'}")
-    holder = subprocess.Popen(
-        [str(PG_BIN / "psql"), "-h", pg._sockdir, "-p", str(pg.port), "-d", DB, "-U", "postgres",
-         "-c", "SELECT pg_advisory_lock(1)", "-c", "SELECT pg_sleep(600)"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        user="postgres" if os.geteuid() == 0 else None, env={**os.environ, "PGAPPNAME": HOLDER},
-    )  # fmt: skip
+    holder = hold_the_migration_lock(pg)
     try:
-        deadline = time.monotonic() + 30
-        while pg.psql(DB, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1").strip() != "1":
-            assert time.monotonic() < deadline, "the holder did not get the lock"
-            time.sleep(0.2)
         # A row deleted after the dump, just before the migration, shows that the restore ran: this
         # wrapper of the role's wrapper deletes it, then migrates (as if the migration had removed it).
         deleting = tmp_path / "delete-then-cli"

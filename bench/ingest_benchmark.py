@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "collections"), str(ROOT / "src")]
 
-from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402  after sys.path above: the benchmark runs as a script
     Runner,
     load_migrations,
     quote,
 )
 
-from sensor_producer import send_messages  # noqa: E402
-from tests.services import (  # noqa: E402
+from sensor_producer import send_messages  # noqa: E402  after sys.path above: the benchmark runs as a script
+from tests.services import (  # noqa: E402  after sys.path above: the benchmark runs as a script
     KAFKA_LOG4J,
     KAFKA_PROPERTIES,
     ChdbExecutor,
@@ -82,7 +82,7 @@ def produce(bootstrap: str, topic: str, n: int, fraction: float) -> float:
 
     p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50, batch_size=512 * 1024)
     t0 = time.monotonic()
-    send_messages(p, topic, n, rate=0, malformed_fraction=fraction, rng=random.Random(1))  # noqa: S311
+    send_messages(p, topic, n, rate=0, malformed_fraction=fraction, rng=random.Random(1))  # noqa: S311  seeded test data, not cryptography
     p.flush(120)
     rate = n / (time.monotonic() - t0)
     p.close(10)

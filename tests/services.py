@@ -454,7 +454,7 @@ def render_init_db(dest: Path, topology: str, **overrides) -> Path:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # SQL, not HTML  # noqa: S701
+        autoescape=False,  # noqa: S701  SQL, not HTML
     )
     variables = {**RENDER_VARS, **TOPOLOGIES[topology], **overrides}
     dest.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,12 @@ import pytest
 from tests.conftest import ROOT
 
 chdb = pytest.importorskip("chdb")
-from chdb import session as chdb_session  # noqa: E402
+from chdb import session as chdb_session  # noqa: E402  only once importorskip has found chdb
 
 DAGS = ROOT / "files/airflow/dags"
 sys.dont_write_bytecode = True
-from chplatform_common import sql  # noqa: E402
-from chplatform_common.quotes import parse_quotes  # noqa: E402
+from chplatform_common import sql  # noqa: E402  after sys.dont_write_bytecode: no __pycache__ among the DAGs
+from chplatform_common.quotes import parse_quotes  # noqa: E402  after sys.dont_write_bytecode, as above
 
 INIT_DB = ROOT / "files/clickhouse/init_db"
 SCHEMA_FILES = ["001_databases.sql.j2", "003_prod.sql.j2", "006_ext.sql.j2", "007_datamart_trips.sql.j2"]

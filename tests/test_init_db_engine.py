@@ -26,19 +26,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (
     Runner,
     load_migrations,
     quote,
 )
-from chplatform_common import sql as dag_sql  # noqa: E402
-from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes  # noqa: E402
+from chplatform_common import sql as dag_sql
+from chplatform_common.backups import backup_name, expired_backups, names_from_prefixes
 
-from tests import services  # noqa: E402
-from tests.services import ChdbExecutor, chdb_connect, create_topic, is_rbac, kafka_standin, render_init_db  # noqa: E402
+from tests import services
+from tests.services import ChdbExecutor, chdb_connect, create_topic, is_rbac, kafka_standin, render_init_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The real services (session fixtures of tests/services.py; kafka_service and pg_service are shared
 # through conftest.py).

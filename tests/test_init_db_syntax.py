@@ -10,16 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (  # noqa: E402
+from ansible_collections.chplatform.platform.plugins.module_utils.clickhouse_migrations import (
     Migration,
     load_migrations,
     quote,
 )
 
-from tests.services import TOPOLOGIES, ChdbExecutor, chdb_connect, render_init_db  # noqa: E402
+from tests.services import TOPOLOGIES, ChdbExecutor, chdb_connect, render_init_db
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

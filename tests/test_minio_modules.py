@@ -119,7 +119,7 @@ def server(tmp_path_factory):
 
     while True:
         try:
-            with urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2) as r:  # noqa: S310  the test's own MinIO on 127.0.0.1
                 if r.status == 200:
                     break
         except (urllib.error.URLError, OSError):

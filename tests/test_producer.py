@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from sensor_producer import make_message, valid_message
+from sensor_producer.cli import parse_args
+from tests import services
+from tests.services import create_topic
 
-from sensor_producer import make_message, valid_message  # noqa: E402
-from sensor_producer.cli import parse_args  # noqa: E402
-from tests import services  # noqa: E402
-from tests.services import create_topic  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 kafka_service = services.kafka_service  # the real broker (session fixture)
 CLI = [sys.executable, "-m", "sensor_producer"]

@@ -51,3 +51,10 @@ def test_a_drain_that_leaves_too_few_brokers_is_refused_naming_the_fix():
         plan_drain({"t": {0: [1, 2, 3]}}, [1, 2, 3], [3])
     assert "Lower the topic's replication_factor" in str(err.value)
     assert "add a broker first" in str(err.value)
+
+
+def test_the_load_counts_the_partitions_of_every_topic():
+    """Partition numbers repeat across topics: broker 1 holds three replicas (topic a), broker 2 two
+    (topic b); the drained replica goes to broker 2, the less loaded one."""
+    assignments = {"a": {0: [1], 1: [1], 2: [1]}, "b": {0: [2], 1: [2]}, "c": {7: [3]}}
+    assert plan_drain(assignments, [1, 2, 3], [3]) == {"c": {7: ([3], [2])}}

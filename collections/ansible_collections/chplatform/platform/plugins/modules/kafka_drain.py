@@ -105,8 +105,9 @@ def plan_drain(
     by the partition number). Deterministic: the same input gives the same plan."""
     gone = set(drained)
     remaining = sorted(set(brokers) - gone)
-    every = {p: reps for topic in assignments.values() for p, reps in topic.items()}
-    load, _ = replica_counts({i: reps for i, reps in enumerate(every.values())}, remaining)
+    # Every partition of every topic (partition numbers repeat across topics: keyed by position).
+    every = [reps for topic in assignments.values() for reps in topic.values()]
+    load, _ = replica_counts(dict(enumerate(every)), remaining)
     plan: dict[str, dict[int, tuple[list[int], list[int]]]] = {}
     for topic in sorted(assignments):
         leaders = replica_counts(assignments[topic], remaining)[1]
@@ -170,11 +171,11 @@ def main() -> None:
     actions: list[str] = []
     try:
         admin = admin_client(params, "ansible-kafka-drain")
-        if running_reassignments(admin) and not module.check_mode:
-            # An interrupted run left reassignments running: let them finish, then plan from their result.
-            for topic in sorted({tp.topic for tp in running_reassignments(admin)}):
-                wait_for_reassignment(admin, topic, None, params["reassignment_timeout"])
-                actions.append(f"waited for the partition reassignment of {topic} that was still running")
+        running = running_reassignments(admin) if not module.check_mode else {}
+        # An interrupted run left reassignments running: let them finish, then plan from their result.
+        for topic in sorted({tp.topic for tp in running}):
+            wait_for_reassignment(admin, topic, None, params["reassignment_timeout"])
+            actions.append(f"waited for the partition reassignment of {topic} that was still running")
         assignments = cluster_assignments(admin)
         plan = plan_drain(assignments, live_brokers(admin), node_ids)
         for topic, moves in plan.items():

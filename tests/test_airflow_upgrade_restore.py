@@ -34,7 +34,8 @@ from tests.services import PG_CLICKHOUSE_USER, Postgres
 DB = "airflow_upgrade"
 OWNER = "airflow_upgrade_owner"
 PASSWORD = "chplatform-test-airflow-upgrade"  # noqa: S105  test-only service on 127.0.0.1
-TASKS = ROOT / "roles/airflow/tasks/upgrade.yml"
+# The switch of airflow (roles/airflow/tasks/upgrade.yml) is the common role's, shared with superset.
+TASKS = ROOT / "roles/common/tasks/venv_switch.yml"
 
 ENV_PLAYBOOK = """\
 - name: Render the airflow role's libpq environment
@@ -64,7 +65,7 @@ def role_command(name: str, dump: Path) -> list[str]:
     task = next(t for t in _tasks(yaml.safe_load(TASKS.read_text())) if t.get("name") == name)
     argv = task["ansible.builtin.command"]["argv"]
     assert task.get("no_log") is True, f"{name}: the environment holds the password"
-    return [str(dump) if a == "{{ __airflow_upgrade_dump }}" else a for a in argv]
+    return [str(dump) if a == "{{ __common_venv_dump }}" else a for a in argv]
 
 
 def role_db_env(pg: Postgres, tmp: Path) -> dict[str, str]:
@@ -268,7 +269,7 @@ FAILURE_PLAYBOOK = """\
 
 
 def failure_message(tmp: Path, stderr_lines: list[str]) -> str:
-    """Run the rescue's "Note what failed" and final fail task of tasks/upgrade.yml on a failed
+    """Run the rescue's "Note what failed" and final fail task of the switch on a failed
     migration's output; return the message."""
     tasks = _tasks(yaml.safe_load(TASKS.read_text()))
     note = next(t for t in tasks if t.get("name") == "Note what failed")
@@ -276,11 +277,12 @@ def failure_message(tmp: Path, stderr_lines: list[str]) -> str:
     play = yaml.safe_load(FAILURE_PLAYBOOK)
     play[0]["vars"] = {
         "ansible_failed_result": {"stderr_lines": stderr_lines, "msg": "non-zero return code"},
-        "__airflow_upgrade_step": "airflow db migrate (with the new virtualenv)",
-        "__airflow_venv_new": "/opt/airflow/venvs/new",
-        "__airflow_venv_old": "/opt/airflow/venvs/old",
-        "__airflow_upgrade_dump": "/opt/airflow/backups/x.dump",
-        "airflow_venv": "/opt/airflow/venv",
+        "__common_venv_step": "airflow db migrate (with the new virtualenv)",
+        "common_venv_app": "Airflow",
+        "common_venv_new": "/opt/airflow/venvs/new",
+        "common_venv_old": "/opt/airflow/venvs/old",
+        "__common_venv_dump": "/opt/airflow/backups/x.dump",
+        "common_venv_link": "/opt/airflow/venv",
     }
     play[0]["tasks"] = [note, fail]
     (tmp / "fail.yml").write_text(yaml.safe_dump(play, sort_keys=False))
@@ -310,8 +312,10 @@ SWITCH_PLAYBOOK = """\
       ansible.builtin.set_fact:
         __airflow_venv_old: "{{{{ airflow_home }}}}/venvs/old"
         __airflow_venv_new: "{{{{ airflow_home }}}}/venvs/new"
-    - name: Run tasks/upgrade.yml
-      ansible.builtin.import_tasks: "{tasks}"
+    - name: Run tasks/upgrade.yml (the common role's venv_switch.yml with the role's migration and health check)
+      ansible.builtin.import_role:
+        name: airflow
+        tasks_from: upgrade.yml
 """
 
 HEALTH_SERVER = """\
@@ -359,7 +363,6 @@ def test_the_switch_and_the_switch_back_run_for_real(pg_service: Postgres, tmp_p
         SWITCH_PLAYBOOK.format(
             vars=ROOT / "roles/airflow/vars/main.yml",
             templates=ROOT / "roles/airflow/templates",
-            tasks=TASKS,
             wrapper=tmp_path / "airflow-cli",
         )
     )

@@ -1,4 +1,5 @@
-"""The airflow role's virtualenv per lock (roles/airflow/tasks/venv.yml), run on this controller
+"""The airflow role's virtualenv per lock (roles/airflow/tasks/venv.yml: the common role's venv.yml,
+shared with superset), run on this controller
 (connection local) in a temporary AIRFLOW_HOME with a small lock from the bundle's wheelhouse:
 
 - a first install builds <home>/venvs/<version>-<sha1[:12]>, writes its stamp and links <home>/venv;
@@ -156,13 +157,14 @@ def test_check_mode_on_a_fresh_home_does_not_fail(home: Home) -> None:
 
 
 PRUNE = """\
-- name: The airflow role's pruning of old virtualenvs
+- name: The pruning of old virtualenvs after a switch (common role, used by airflow and superset)
   hosts: airflow
   gather_facts: false
-  vars_files: ["{vars}"]
   tasks:
-    - name: Run tasks/prune_venvs.yml
-      ansible.builtin.include_tasks: "{tasks}"
+    - name: Run the common role's venv_prune.yml
+      ansible.builtin.include_role:
+        name: common
+        tasks_from: venv_prune.yml
 """
 
 
@@ -177,12 +179,10 @@ def test_after_a_switch_the_newest_virtualenvs_stay(tmp_path: Path, keep: int, k
         (venvs / name / ".installed-x").write_text("3\n")
         os.utime(venvs / name / ".installed-x", (1_000_000 - age, 1_000_000 - age))
     (venvs / "incomplete").mkdir()
-    (tmp_path / "prune.yml").write_text(
-        PRUNE.format(vars=ROOT / "roles/airflow/vars/main.yml", tasks=ROOT / "roles/airflow/tasks/prune_venvs.yml")
-    )
+    (tmp_path / "prune.yml").write_text(PRUNE)
     inventory = local_inventory(
-        tmp_path, {"airflow": {"af1": {}}}, airflow_home=str(tmp_path / "home"), airflow_keep_venvs=keep,
-        __airflow_venv_new=str(venvs / "c"),
+        tmp_path, {"airflow": {"af1": {}}}, common_venv_dir=str(venvs), common_venv_keep=keep,
+        common_venv_new=str(venvs / "c"),
     )  # fmt: skip
     proc = run_playbook(tmp_path / "prune.yml", "-i", inventory)
     assert proc.returncode == 0, proc.stdout[-3000:]

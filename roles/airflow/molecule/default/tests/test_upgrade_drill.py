@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from tests.lab_secrets import lab_secret_values
+from tests.molecule_runs import host_recap, run_scenario_playbook, task_output, wait_for
 
 AIRFLOW = testinfra.get_host("docker://airflow01")
 PG = testinfra.get_host("docker://afpg01")
@@ -78,31 +77,13 @@ def variable(key: str) -> str:
     return AIRFLOW.check_output(f"{CLI} variables get {key} 2>/dev/null").splitlines()[-1]
 
 
-def task_output(run: subprocess.CompletedProcess, name: str) -> str:
-    """What the run printed for the role's task of that name ('' when not shown: skipped)."""
-    chunks = run.stdout.split("\nTASK [")
-    return "".join(c for c in chunks if c.startswith(f"airflow : {name}]"))
-
-
 def converge(*args: str) -> subprocess.CompletedProcess:
-    """The scenario's converge.yml, on airflow01 only, with molecule's inventory and environment."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
-    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    run = subprocess.run(
-        ["ansible-playbook", "converge.yml", "-i", inventory, "--limit", "airflow01", *args],
-        env=env, capture_output=True, text=True, timeout=2400, check=False, cwd=SCENARIO,
-    )  # fmt: skip
-    out = run.stdout + run.stderr
-    leaked = [name for name, value in lab_secret_values().items() if value in out]
-    assert not leaked, f"the run printed the values of these lab secrets: {leaked}"
-    return run
+    """The scenario's converge.yml, on airflow01 only."""
+    return run_scenario_playbook(SCENARIO, "converge.yml", "--limit", "airflow01", *args)
 
 
 def recap(run: subprocess.CompletedProcess) -> dict[str, int]:
-    line = re.search(r"^airflow01\s+:\s+(ok=.*)$", run.stdout, re.M)
-    assert line, run.stdout[-3000:] + run.stderr[-2000:]
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))}
+    return host_recap(run, "airflow01")
 
 
 def active_venv() -> str:
@@ -133,13 +114,6 @@ def migration_state() -> dict:
         f"{CLI} --python /opt/airflow/airflow_objects.py --migration-state /opt/airflow/venv/.db-migrated.json"
     )
     return json.loads(out.splitlines()[-1])
-
-
-def wait_for(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,53 @@
+"""Runs of a molecule scenario's playbooks from its verify tests (the upgrade drills of the airflow
+and superset scenarios): molecule's inventory and the project's roles and collection, no colour,
+and no lab secret in the output."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.lab_secrets import lab_secret_values
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_scenario_playbook(
+    scenario: Path, playbook: str, *args: str, timeout: int = 2400
+) -> subprocess.CompletedProcess:
+    """ansible-playbook <playbook> (relative to the scenario) with molecule's inventory; never raises
+    on its exit code. Fails the test when the output holds the value of a lab secret."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    run = subprocess.run(
+        ["ansible-playbook", playbook, "-i", inventory, *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=scenario,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    leaked = [name for name, value in lab_secret_values().items() if value in out]
+    assert not leaked, f"the run printed the values of these lab secrets: {leaked}"
+    return run
+
+
+def host_recap(run: subprocess.CompletedProcess, host: str) -> dict[str, int]:
+    """The counts of the host's PLAY RECAP line (ok, changed, failed...)."""
+    line = re.search(rf"^{re.escape(host)}\s+:\s+(ok=.*)$", run.stdout, re.M)
+    assert line, run.stdout[-3000:] + run.stderr[-2000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))}
+
+
+def task_output(run: subprocess.CompletedProcess, name: str) -> str:
+    """What the run printed for the role task of that name ('' when not shown: skipped)."""
+    return "".join(c for c in run.stdout.split("\nTASK [") if f" : {name}]" in c.split("\n", 1)[0])
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60, interval: float = 1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(interval)

@@ -153,3 +153,23 @@ def test_restore_refuses_an_unverified_server(tmp_path, https, case):
         assert "Hostname mismatch" in out or "doesn't match" in out, out[-2000:]
     assert len(server.requests) == before  # nothing was sent
     assert PASSWORD not in out
+
+
+def test_check_mode_previews_the_restore_and_sends_nothing(tmp_path, https):
+    """restore.yml --check --diff (the operator's preview): exits 0, names the statement it would
+    send and where, sends nothing, and the change summary says the restore would change the host."""
+    server = https["localhost"].server
+    before = len(server.requests)
+    result = run_restore(
+        tmp_path, "-e", "restore_backup_name=full_20261122T0100", "--check", "--diff",
+        host="localhost", clickhouse_https_port=server.port, platform_tls_ca_file=https["localhost"].ca,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert len(server.requests) == before, "the preview sent a request"
+    flat = " ".join(out.split())
+    assert "Check mode: nothing is sent." in flat, out[-3000:]
+    assert "RESTORE DATABASE prod, DATABASE ext, DATABASE datamart FROM Disk('backups', 'full_20261122T0100')" in flat
+    assert f"https://localhost:{server.port}/" in flat
+    assert "localhost: 1 task would change" in out, out[-2000:]
+    assert PASSWORD not in out

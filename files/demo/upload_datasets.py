@@ -1,11 +1,12 @@
 """Upload files to a MinIO bucket with Airflow's own MinIO connection (minio_s3), as a DAG would.
 
 Run on the Airflow host as the airflow user: airflow-cli --python upload_datasets.py BUCKET
-KEY=PATH [KEY=PATH ...] [--raw-put-bench]. An object whose stored sha256 (object metadata) and size
-equal the file's is left alone, so a second run uploads nothing. Each object is one S3 upload: it
-appears whole or not at all. Prints one JSON line: {"objects": {key: {bytes, uploaded, seconds}},
-"raw_put": {...} with --raw-put-bench (the same bytes in one plain PutObject, then deleted, as
-are the objects under bench/)}.
+KEY=PATH [KEY=PATH ...] [--raw-put-bench | --dry-run]. An object whose stored sha256 (object
+metadata) and size equal the file's is left alone, so a second run uploads nothing. With --dry-run
+(the playbook's check mode) nothing is uploaded: "uploaded" then says which objects would be.
+Each object is one S3 upload: it appears whole or not at all. Prints one JSON line:
+{"objects": {key: {bytes, uploaded, seconds}}, "raw_put": {...} with --raw-put-bench (the same
+bytes in one plain PutObject, then deleted, as are the objects under bench/)}.
 Exits 2 with one line naming the fix when the bucket or the connection is missing.
 """
 
@@ -34,6 +35,7 @@ def sha256(path: str) -> str:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     bench = "--raw-put-bench" in sys.argv
+    dry_run = "--dry-run" in sys.argv
     if len(args) < 2:
         fail("usage: upload_datasets.py BUCKET KEY=PATH [KEY=PATH ...] [--raw-put-bench]")
     bucket, specs = args[0], [a.split("=", 1) for a in args[1:]]
@@ -63,11 +65,11 @@ def main() -> None:
         except client.exceptions.ClientError:
             same = False
         started = time.perf_counter()
-        if not same:
+        if not same and not dry_run:
             client.upload_file(path, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
         out[key] = {"bytes": size, "uploaded": not same, "seconds": round(time.perf_counter() - started, 3)}
     result = {"objects": out}
-    if bench:
+    if bench and not dry_run:
         key, path = specs[0]
         with open(path, "rb") as f:
             data = f.read()

@@ -114,6 +114,18 @@ def test_a_point_in_time_restore_brings_back_the_rows_of_that_time_and_the_uis()
         print(f"T = {target}: rows {at_target}; afterwards {before}, timeline {timeline_before}")
         assert at_target == dict.fromkeys(DATABASES, N) and before == dict.fromkeys(DATABASES, N + M)
 
+        # The operator's preview first: it exits 0, says nothing will change, and changes nothing.
+        preview = data.run(
+            ["ansible-playbook", "-i", str(data.INVENTORY), "playbooks/restore_postgresql.yml",
+             "-e", json.dumps({"restore_target": target}), "--check", "--diff"],
+            timeout=900,
+        )  # fmt: skip
+        assert preview.returncode == 0, preview.stdout[-5000:] + preview.stderr[-2000:]
+        assert "Check mode: nothing will change." in preview.stdout, preview.stdout[-3000:]
+        assert counts() == before and timeline() == timeline_before, "the preview changed the database"
+        assert psql("postgres", "SELECT pg_is_in_recovery()") == "f"
+        print("restore_postgresql.yml --check --diff: exit 0, the rows and the timeline unchanged")
+
         began = time.monotonic()
         run = data.run(
             ["ansible-playbook", "-i", str(data.INVENTORY), "playbooks/restore_postgresql.yml",

@@ -210,7 +210,7 @@ def test_the_demo_shows_the_platform_at_work_and_a_second_run_changes_nothing(tm
     """playbooks/demo.yml (bin/lab demo) on the lab with 100 000 trips: the files reach the datasets
     bucket whole (sizes and checksums), the producer service delivers (offsets grow), the ClickHouse
     DAGs stay paused with no failed run where no server runs, and the summary is printed; a second
-    run changes nothing; `demo stop` stops the producer."""
+    run changes nothing, and so does its --check --diff preview; `demo stop` stops the producer."""
     import hashlib
 
     demo_dir = tmp_path / "demo"
@@ -261,6 +261,13 @@ def test_the_demo_shows_the_platform_at_work_and_a_second_run_changes_nothing(tm
         assert second.returncode == 0, second.stdout[-4000:]
         changes = recap_changes(second.stdout)
         assert changes and not any(changes.values()), f"the second demo run changed something: {changes}"
+        # The operator's preview on the demo as it runs: exit 0, nothing would change, and the
+        # summary says it is a preview.
+        preview = run([*args, "--check", "--diff"], timeout=900, **JSON_RESULTS)
+        assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr[-2000:]
+        changes = recap_changes(preview.stdout)
+        assert changes and not any(changes.values()), f"demo.yml --check --diff would change: {changes}"
+        assert "CHANGE SUMMARY (check mode" in preview.stdout, preview.stdout[-2000:]
     finally:
         # Stopped even when a check above failed: the checks after this one count sensor_data's messages.
         stop = run([*args, "-e", "demo_state=stopped"], timeout=300)

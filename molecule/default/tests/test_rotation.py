@@ -66,6 +66,38 @@ def healthy(host: str, code: str, body: str) -> bool:
     return all(doc.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
 
 
+def test_the_rotation_preview_says_what_it_would_change_and_changes_nothing():
+    """The operator's preview, rotate_certificates.yml --check --diff: it exits 0, says per host what
+    the run would change (the change summary), and both servers still present the certificate they
+    presented before."""
+
+    def serials() -> dict[str, str]:
+        return {
+            "kafka01": served_serial("kafka01", "kafka01:9092"),
+            "pg01": served_serial("airflow01", "pg01:5432", "postgres"),
+        }
+
+    before = serials()
+    began = time.monotonic()
+    preview = data.run(
+        ["ansible-playbook", "-i", str(data.INVENTORY), "playbooks/rotate_certificates.yml",
+         "--limit", "kafka,postgres", "--check", "--diff"],
+        timeout=900,
+    )  # fmt: skip
+    recap = {h: (int(c), int(u), int(f)) for h, c, u, f in RECAP.findall(preview.stdout)}
+    summary = preview.stdout[preview.stdout.find("CHANGE SUMMARY") :]
+    print(f"rotate_certificates.yml --check --diff: {time.monotonic() - began:.0f} s, recap {recap}")
+    print("\n".join(line for line in summary.splitlines() if "would change" in line))
+    assert preview.returncode == 0, preview.stdout[-4000:] + preview.stderr[-2000:]
+    assert {"kafka01", "pg01"} <= set(recap) and all(u == 0 and f == 0 for _, u, f in recap.values()), recap
+    assert "check mode" in summary.splitlines()[0], summary[:500]
+    for host in ("kafka01", "pg01"):
+        assert recap[host][0] > 0 and re.search(rf"^# {host}: \d+ tasks? would change", summary, re.M), (
+            f"the preview does not say what the rotation would change on {host}"
+        )
+    assert serials() == before, "the preview changed a served certificate"
+
+
 def test_rotating_kafka_and_postgresql_loses_no_acknowledged_message_and_keeps_the_uis_healthy():
     from kafka import KafkaConsumer, TopicPartition
 

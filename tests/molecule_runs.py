@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -51,3 +52,20 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60, inte
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(interval)
+
+
+def copy_virtualenv(host, old: str, new: str, stamp: str) -> None:
+    """On a testinfra host, the virtualenv the common role's venv.yml would build for another lock of
+    the same pins, without pip: a copy of ``old`` at ``new``, its scripts pointed at the copy, the
+    records of the original (.installed-*, .db-migrated.json) dropped and ``stamp`` (.installed-<id>)
+    written, so the role finds it complete. The upgrade drills pay for no second install this way
+    (the scenarios' first converge installs through the same venv.yml, with pip)."""
+    script = (
+        f"set -e; cp -a {old} {new}; "
+        f"find {new}/bin -maxdepth 1 -type f -exec grep -lI {old} {{}} + | xargs -r sed -i 's#{old}#{new}#g'; "
+        f"rm -f {new}/.installed-* {new}/.db-migrated.json; echo copy > {new}/{stamp}"
+    )
+    host.check_output(f"sh -c {shlex.quote(script)}")
+    assert host.run(f"{new}/bin/python -c 'import sys; assert sys.prefix == \"{new}\"'").rc == 0, (
+        "the copy is not a virtualenv"
+    )

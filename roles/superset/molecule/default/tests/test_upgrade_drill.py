@@ -3,10 +3,10 @@ fails, then the retry that succeeds (roles/superset/tasks/upgrade.yml, the commo
 venv_switch.yml, which airflow's drill also runs).
 
 The changed lock is the pinned one plus a comment line: another install id, so another virtualenv,
-venvs/<version>-<id[:12]>. This drill does not pay for a second pip install of Superset (airflow's
-drill does, through the same common venv.yml): it prepares that virtualenv the way the role would
-leave it, a copy of the active one with its scripts pointed at the copy and the stamp of the new
-id, so the role finds it complete and goes straight to the switch.
+venvs/<version>-<id[:12]>. This drill does not pay for a second pip install of Superset (the
+scenario's converge installs through the same common venv.yml, and tests/test_airflow_venv.py a
+changed lock beside an active one): it prepares that virtualenv the way the role would leave it
+(tests/molecule_runs.copy_virtualenv), so the role finds it complete and goes straight to the switch.
 
 How the migration fails: the new virtualenv carries a .pth file that stops every Python
 started from it with "RuntimeError: upgrade drill ...", so `superset db upgrade` with the NEW
@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from tests.molecule_runs import host_recap, run_scenario_playbook, task_output, wait_for
+from tests.molecule_runs import copy_virtualenv, host_recap, run_scenario_playbook, task_output, wait_for
 
 SUPERSET = testinfra.get_host("docker://superset01")
 PG = testinfra.get_host("docker://sspg01")
@@ -114,14 +114,9 @@ def test_a_failed_migration_switches_back_to_the_old_virtualenv(drill_lock: tupl
     error = "RuntimeError: upgrade drill: this virtualenv refuses to start"
     fails = f"import os, sys; sys.stderr.write('{error}\\n'); os._exit(1)\n"
     purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    prepare = (
-        f"set -e; cp -a {old_venv} {new_venv}; "
-        f"find {new_venv}/bin -maxdepth 1 -type f -exec grep -lI {old_venv} {{}} + "
-        f"| xargs -r sed -i 's#{old_venv}#{new_venv}#g'; "
-        f"rm -f {new_venv}/.installed-*; echo {shlex.quote(lock.name)} > {new_venv}/.installed-{install_id}; "
-        f'printf %s {shlex.quote(fails)} > "$({new_venv}/bin/python -I -c {shlex.quote(purelib)})/{PTH}"'
-    )
-    SUPERSET.check_output(f"sh -c {shlex.quote(prepare)}")
+    copy_virtualenv(SUPERSET, old_venv, new_venv, f".installed-{install_id}")
+    failure = f'printf %s {shlex.quote(fails)} > "$({new_venv}/bin/python -I -c {shlex.quote(purelib)})/{PTH}"'
+    SUPERSET.check_output(f"sh -c {shlex.quote(failure)}")
     assert SUPERSET.run(f"{new_venv}/bin/python -c pass").rc != 0, "the drill's failure is not in place"
     pid = SUPERSET.check_output("systemctl show -p MainPID --value superset")
 

@@ -86,9 +86,39 @@ def clickhouse_shards(hosts: list[str], hostvars: Any, port: int = 9000) -> list
     return [{"shard": n, "replicas": sorted(r, key=lambda x: x["replica"])} for n, r in sorted(shards.items())]
 
 
+def clickhouse_shards_left_behind(
+    rendered: dict[str, str], shards: list[dict[str, Any]], cluster: str, retired: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """The shards of the cluster as the last run rendered it (remote_servers.xml, read on the server
+    hosts: {inventory host: file text}) of which no replica is in the cluster this run would render
+    (``shards``, clickhouse_shards' structure): their data would drop out of the cluster.
+
+    A shard is known by its replicas' host names, its number by its place in the file (the role
+    renders them in order). Each item: {"shard", "hostnames", "recorded_on"}; shards whose number is
+    in ``retired`` are left out. A file that does not parse, or has no such cluster, records nothing.
+    """
+    import xml.etree.ElementTree as ET
+
+    keep = {str(r["hostname"]) for s in shards for r in s["replicas"]}
+    retired_numbers = {int(n) for n in (retired or [])}
+    lost: dict[tuple[str, ...], dict[str, Any]] = {}
+    for host in sorted(rendered):
+        try:
+            root = ET.fromstring(rendered[host])  # noqa: S314  files this role rendered, read back from its own hosts
+        except ET.ParseError:
+            continue
+        node = root.find(f"remote_servers/{cluster}")
+        for number, shard in enumerate(node.findall("shard") if node is not None else [], start=1):
+            names = tuple(sorted({(h.text or "").strip() for h in shard.findall("replica/host")} - {""}))
+            if names and not keep.intersection(names) and number not in retired_numbers:
+                lost.setdefault(names, {"shard": number, "hostnames": list(names), "recorded_on": host})
+    return sorted(lost.values(), key=lambda s: s["shard"])
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "clickhouse_keeper_raft": clickhouse_keeper_raft,
             "clickhouse_shards": clickhouse_shards,
+            "clickhouse_shards_left_behind": clickhouse_shards_left_behind,
         }

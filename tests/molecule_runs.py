@@ -69,3 +69,21 @@ def copy_virtualenv(host, old: str, new: str, stamp: str) -> None:
     assert host.run(f"{new}/bin/python -c 'import sys; assert sys.prefix == \"{new}\"'").rc == 0, (
         "the copy is not a virtualenv"
     )
+
+
+# The task of the common role's venv.yml that runs pip for a new lock.
+PIP_TASK = "Install the pinned packages into the new virtualenv"
+
+
+def failed_switch_message(run: subprocess.CompletedProcess, host: str, app: str) -> str:
+    """The run failed on ``host`` only, without pip (the drill prepared the new virtualenv), with the
+    common role's venv_switch.yml message for ``app``: return that message, on one line (whatever the
+    result format, JSON or YAML, which may wrap lines and double single quotes)."""
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and host_recap(run, host)["failed"] == 1, out[-5000:]
+    assert "changed:" not in task_output(run, PIP_TASK), "pip ran: the drill's virtualenv is not the one the role names"
+    flat = " ".join(out.split()).replace("''", "'")
+    message = re.search(rf"Upgrading {app} to the virtualenv .*?repeats the switch\.", flat)
+    assert message, out[-5000:]
+    print(message.group(0))
+    return message.group(0)

@@ -39,7 +39,15 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from tests.molecule_runs import copy_virtualenv, host_recap, run_scenario_playbook, task_output, wait_for
+from tests.molecule_runs import (
+    PIP_TASK,
+    copy_virtualenv,
+    failed_switch_message,
+    host_recap,
+    run_scenario_playbook,
+    task_output,
+    wait_for,
+)
 
 AIRFLOW = testinfra.get_host("docker://airflow01")
 PG = testinfra.get_host("docker://afpg01")
@@ -49,7 +57,6 @@ SCENARIO = Path(__file__).resolve().parent.parent
 ROOT = SCENARIO.parents[3]
 LOCK = ROOT / "files/bundle/python/airflow.lock"
 HOLDER = "chplatform-upgrade-drill"
-PIP = "Install the pinned packages into the new virtualenv"
 # The rows that must survive: what the platform and its users put into the metadata database.
 ROWS = """
 SELECT json_build_object(
@@ -163,17 +170,9 @@ def test_a_failed_migration_switches_back_to_the_old_virtualenv(drill_lock: tupl
     finally:
         psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{HOLDER}'")  # noqa: S608  a constant of this test, no outside input
         holder.wait(timeout=60)
-    out = run.stdout + run.stderr
 
     # The play failed, saying what failed, where the new virtualenv and the dump are, and what runs.
-    assert run.returncode != 0 and recap(run)["failed"] == 1, out[-5000:]
-    assert "changed:" not in task_output(run, PIP), "pip ran: the drill's virtualenv is not the one the role names"
-    # (Whatever the result format, JSON or YAML, which may wrap lines and double single quotes.)
-    flat = " ".join(out.split()).replace("''", "'")
-    message = re.search(r"Upgrading Airflow to the virtualenv .*?repeats the switch\.", flat)
-    assert message, out[-5000:]
-    message = message.group(0)
-    print(message)
+    message = failed_switch_message(run, "airflow01", "Airflow")
     assert message.startswith(
         f"Upgrading Airflow to the virtualenv {new_venv} failed at step 'airflow db migrate (with the new virtualenv)'"
     )
@@ -213,7 +212,7 @@ def test_the_retry_switches_to_the_kept_virtualenv_and_then_changes_nothing(dril
     print(f"upgrade run: {time.monotonic() - started:.0f} s, {recap(run)}")
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
     # No pip: the virtualenv of the failed attempt was complete and kept.
-    assert "changed:" not in task_output(run, PIP), "pip ran again"
+    assert "changed:" not in task_output(run, PIP_TASK), "pip ran again"
     assert active_venv() == new_venv
     for service in SERVICES:
         assert AIRFLOW.service(f"airflow-{service}").is_running, service

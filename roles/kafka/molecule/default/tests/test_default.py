@@ -730,15 +730,16 @@ def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once, t
     changed = str(int(default) + 12)
     setting = {"kafka03": {"kafka_server_properties_extra": {key: int(changed)}}}
     inventory = kafka_inventory(tmp_path, list(NODES), setting)
+    others = ("kafka01", "kafka02")
     pids = {n: main_pid(n) for n in NODES}
-    files = {n: node(n).file("/etc/kafka/server.properties").sha256sum for n in NODES}
+    files = {n: node(n).file("/etc/kafka/server.properties").sha256sum for n in others}
 
     run = ansible("ansible-playbook", "converge.yml", "--tags", "kafka:config", inventory=inventory)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "Restart the service on" not in run.stdout
     assert f"{key}={changed}" in node("kafka03").file("/etc/kafka/server.properties").content_string
     assert node("kafka03").file(MARKER).exists, "kafka03: no owed restart recorded"
-    for n in ("kafka01", "kafka02"):
+    for n in others:
         assert node(n).file("/etc/kafka/server.properties").sha256sum == files[n], f"{n}: configuration changed"
         assert not node(n).file(MARKER).exists, f"{n}: a restart recorded for an unchanged configuration"
     assert {n: main_pid(n) for n in NODES} == pids, "a node restarted"
@@ -764,7 +765,7 @@ def test_owed_restart_survives_a_run_that_stops_before_the_restart(host, once, t
     for n in NODES:
         assert not node(n).file(MARKER).exists, f"{n}: owed restart not cleared"
     assert main_pid("kafka03") != pids["kafka03"], "kafka03 was not restarted"
-    assert {n: main_pid(n) for n in ("kafka01", "kafka02")} == {n: pids[n] for n in ("kafka01", "kafka02")}
+    assert {n: main_pid(n) for n in others} == {n: pids[n] for n in others}, "an unchanged node restarted"
     assert running_broker_config(key) == {1: default, 2: default, 3: changed}
     lines = recap(run)
     assert set(NODES) <= set(lines) and all("failed=0" in line for line in lines.values()), lines
